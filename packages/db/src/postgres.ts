@@ -1,0 +1,159 @@
+import pg from 'pg';
+import {
+  assertChannel,
+  type PostgresConfig,
+  type PostgresConfigInput,
+  parseInt8,
+  resolvePostgresConfig,
+} from './config.ts';
+import type {
+  Database,
+  ListenHandlers,
+  ListenSession,
+  Notification,
+  Queryable,
+  QueryResult,
+  Row,
+} from './driver.ts';
+
+const INT8_OID = 20;
+
+/** Same value types on both backends: int8 follows PGlite's rule. */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID
+      ? parseInt8
+      : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+function clientConfig(config: PostgresConfig): pg.ClientConfig {
+  return {
+    connectionString: config.url,
+    statement_timeout: config.statementTimeoutMs,
+    idle_in_transaction_session_timeout: config.idleInTransactionTimeoutMs,
+    connectionTimeoutMillis: config.pool.connectTimeoutMs,
+    application_name: config.applicationName,
+    types,
+  };
+}
+
+function wrap(client: pg.Pool | pg.PoolClient | pg.Client): Queryable {
+  return {
+    async query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      const result = await client.query<R>(sql, params as unknown[] | undefined);
+      return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
+    },
+    async exec(sql: string): Promise<void> {
+      await client.query(sql);
+    },
+  };
+}
+
+/** A LISTEN session on a dedicated connection (never one of the pool's). */
+class PostgresListenSession implements ListenSession {
+  readonly #client: pg.Client;
+  #closing = false;
+  #ended = false;
+
+  private constructor(client: pg.Client) {
+    this.#client = client;
+  }
+
+  static async open(config: PostgresConfig, handlers: ListenHandlers): Promise<PostgresListenSession> {
+    const client = new pg.Client(clientConfig(config));
+    const session = new PostgresListenSession(client);
+    let open = false;
+    const end = (error: Error) => {
+      // Before `connect()` resolves, a failure is its rejection, not an end of the session.
+      if (!open || session.#ended || session.#closing) return;
+      session.#ended = true;
+      handlers.onEnd(error);
+    };
+    client.on('notification', (message: pg.Notification) => {
+      const notification: Notification = { channel: message.channel, payload: message.payload ?? '' };
+      handlers.onNotification(notification);
+    });
+    client.on('error', (error: Error) => end(error));
+    client.on('end', () => end(new Error('listen connection ended')));
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    open = true;
+    return session;
+  }
+
+  get processId(): number | null {
+    return (this.#client as unknown as { processID?: number }).processID ?? null;
+  }
+
+  async listen(channel: string): Promise<void> {
+    assertChannel(channel);
+    await this.#client.query(`LISTEN "${channel}"`);
+  }
+
+  async unlisten(channel: string): Promise<void> {
+    assertChannel(channel);
+    await this.#client.query(`UNLISTEN "${channel}"`);
+  }
+
+  pause(): void {
+    this.#client.connection.stream.pause();
+  }
+
+  resume(): void {
+    this.#client.connection.stream.resume();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await this.#client.end().catch(() => undefined);
+  }
+}
+
+/** The production driver: a node-postgres pool where every connection carries the configured timeouts. */
+export function createPostgresDatabase(input: PostgresConfigInput): Database {
+  const config = resolvePostgresConfig(input);
+  const pool = new pg.Pool({
+    ...clientConfig(config),
+    max: config.pool.max,
+    min: config.pool.min,
+    idleTimeoutMillis: config.pool.idleTimeoutMs,
+  });
+  // An idle client that loses its connection emits on the pool; without a listener the process dies.
+  pool.on('error', () => undefined);
+  const root = wrap(pool);
+
+  return {
+    backend: 'postgres',
+    query: root.query,
+    exec: root.exec,
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        });
+        throw error;
+      } finally {
+        // A connection whose rollback failed is destroyed rather than returned to the pool.
+        client.release(broken);
+      }
+    },
+    openListenSession(handlers: ListenHandlers): Promise<ListenSession> {
+      return PostgresListenSession.open(config, handlers);
+    },
+    async close(): Promise<void> {
+      await pool.end();
+    },
+  };
+}
