@@ -70,6 +70,7 @@ class PostgresListenSession implements ListenSession {
       handlers.onEnd(error);
     };
     client.on('notification', (message: pg.Notification) => {
+      if (session.#closing) return;
       const notification: Notification = { channel: message.channel, payload: message.payload ?? '' };
       handlers.onNotification(notification);
     });
@@ -110,6 +111,9 @@ class PostgresListenSession implements ListenSession {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    // A paused socket never reads the server's end of the connection, so `end()` would wait forever;
+    // notifications it still held are dropped above.
+    this.#client.connection.stream.resume();
     await this.#client.end().catch(() => undefined);
   }
 }
