@@ -24,5 +24,5 @@ export {
   type MigrationSet,
   migrate,
 } from './migrate.ts';
-export { createPgliteDatabase, type PgliteConfig } from './pglite.ts';
+export { createPgliteDatabase, type PgliteConfig, type PgliteDatabase } from './pglite.ts';
 export { createPostgresDatabase } from './postgres.ts';

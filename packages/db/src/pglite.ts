@@ -5,6 +5,8 @@ import type { Database, ListenHandlers, ListenSession, Queryable, QueryResult, R
 export interface PgliteConfig {
   /** A directory for on-disk data; omitted means in memory. */
   dataDir?: string;
+  /** Start from this data directory tarball (made by `dumpDataDir`) instead of an empty cluster. */
+  loadDataDir?: Blob;
 }
 
 type PgliteQueryable = Pick<PGlite, 'query' | 'exec'>;
@@ -27,8 +29,16 @@ function wrap(target: PgliteQueryable): Queryable {
  * time, a transaction holds the engine until it ends, and `statement_timeout` has no timer to fire.
  * LISTEN sessions share that backend; notifications are routed to the sessions that listen.
  */
-export async function createPgliteDatabase(config: PgliteConfig = {}): Promise<Database> {
-  const pg = await PGlite.create(config.dataDir ?? 'memory://', { parsers: { 20: parseInt8 } });
+/** A PGlite database, which can also dump its data directory (to start others from a snapshot). */
+export interface PgliteDatabase extends Database {
+  dumpDataDir(): Promise<Blob>;
+}
+
+export async function createPgliteDatabase(config: PgliteConfig = {}): Promise<PgliteDatabase> {
+  const pg = await PGlite.create(config.dataDir ?? 'memory://', {
+    parsers: { 20: parseInt8 },
+    ...(config.loadDataDir ? { loadDataDir: config.loadDataDir } : {}),
+  });
   const root = wrap(pg);
   /** How many open sessions listen on each channel: the backend LISTENs once per channel. */
   const listeners = new Map<string, number>();
@@ -108,6 +118,9 @@ export async function createPgliteDatabase(config: PgliteConfig = {}): Promise<D
     },
     async close(): Promise<void> {
       await pg.close();
+    },
+    async dumpDataDir(): Promise<Blob> {
+      return pg.dumpDataDir('none');
     },
   };
 }

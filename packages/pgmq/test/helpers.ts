@@ -1,5 +1,4 @@
 import type { Backend, Database, ListenSession, Notification } from '@tasker/db';
-import { migrate } from '@tasker/db';
 import { createTestDatabase, type TestDatabase } from '@tasker/db/testing';
 import { Pgmq, pgmqMigrations } from '../src/index.ts';
 
@@ -8,8 +7,7 @@ export interface QueueFixture extends TestDatabase {
 }
 
 export async function createQueueFixture(backend: Backend): Promise<QueueFixture> {
-  const test = await createTestDatabase(backend);
-  await migrate(test.db, [pgmqMigrations]);
+  const test = await createTestDatabase(backend, { migrations: [pgmqMigrations] });
   return { ...test, pgmq: new Pgmq(test.db) };
 }
 

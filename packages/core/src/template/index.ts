@@ -1,0 +1,62 @@
+/** Task templates: the YAML format, its loader and validator, and the initial step set. */
+export { formatTemplateIssue, type TemplateIssue, TemplateValidationError } from '../errors.ts';
+export {
+  initialStepEdges,
+  initialStepSet,
+  isCreatedAtInitialization,
+  TEMPLATE_EDGE_NAME,
+  type TemplateEdge,
+} from './initial-steps.ts';
+export {
+  checkTemplateText,
+  DEFAULT_MAX_TEMPLATE_BYTES,
+  type LoadedTemplate,
+  type LoadTemplatesOptions,
+  type LoadTemplatesResult,
+  loadTemplateFile,
+  loadTemplates,
+  normalizeTemplateDocument,
+  type ParseTemplateOptions,
+  parseTemplate,
+  type TemplateCheckResult,
+} from './load.ts';
+export {
+  ALL_STEPS,
+  BACKOFF_STRATEGIES,
+  type BackoffStrategy,
+  type BatchConfiguration,
+  DELIVERY_MODES,
+  type DeliveryMode,
+  type DomainEventDefinition,
+  EVENT_CONDITIONS,
+  type EventCondition,
+  type EventDeclaration,
+  FAILURE_STRATEGIES,
+  type FailureStrategy,
+  type HandlerDefinition,
+  IDENTITY_STRATEGIES,
+  type IdentityStrategy,
+  type JsonObject,
+  type JsonValue,
+  type LifecycleConfig,
+  type RetryConfiguration,
+  STALENESS_ACTIONS,
+  STEP_TYPES,
+  type StalenessAction,
+  type StepDefinition,
+  type StepType,
+  type SystemDependencies,
+  type TaskHandlerDefinition,
+  type TaskTemplate,
+  TEMPLATE_DEFAULTS,
+  type TemplateMetadata,
+  templateKey,
+} from './model.ts';
+export { TEMPLATE_SCHEMA } from './schema.ts';
+export {
+  checkTemplate,
+  decisionDescendants,
+  findCycles,
+  namespaceQueueNames,
+  type TemplateCheck,
+} from './validate.ts';
