@@ -87,8 +87,11 @@ CREATE TABLE tasker.tasks (
 );
 -- the deduplication guarantee (A §5.3): a duplicate identity is a unique violation -> 409
 CREATE UNIQUE INDEX tasks_identity_hash_idx ON tasker.tasks (identity_hash);
--- discovery (next ready tasks): only tasks in a discoverable state, by priority then age
+-- discovery (next ready tasks): only tasks in a discoverable state, by priority then age, and by age
+-- alone (the oldest are the ones age escalation may lift above higher base priorities)
 CREATE INDEX tasks_discovery_idx ON tasker.tasks (priority DESC, created_at)
+  WHERE current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry');
+CREATE INDEX tasks_discovery_age_idx ON tasker.tasks (created_at)
   WHERE current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry');
 -- staleness detection scans tasks in its three eligible states by how long they have been there
 CREATE INDEX tasks_staleness_idx ON tasker.tasks (current_state, state_entered_at)
@@ -184,8 +187,11 @@ CREATE TABLE tasker.workflow_step_transitions (
   UNIQUE (workflow_step_uuid, sort_key)
 );
 CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON tasker.workflow_step_transitions (workflow_step_uuid) WHERE most_recent;
--- last failure time of a step (readiness) and analytics over completion times
+-- analytics over completion times
 CREATE INDEX workflow_step_transitions_to_state_idx ON tasker.workflow_step_transitions (to_state, created_at);
+-- readiness: a step's last failure (fallback backoff), among its failure transitions only
+CREATE INDEX workflow_step_transitions_failures_idx ON tasker.workflow_step_transitions (workflow_step_uuid, created_at)
+  WHERE to_state IN ('error', 'enqueued_as_error_for_orchestration');
 
 -- Who produced each step result (SOC2 attribution, A §1.10 / §6.4): one row per worker result.
 CREATE TABLE tasker.workflow_step_result_audit (

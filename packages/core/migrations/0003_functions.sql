@@ -165,7 +165,9 @@ CREATE FUNCTION tasker.calculate_step_next_retry_time(
   p_backoff_request_seconds integer, p_last_attempted_at timestamptz, p_failure_time timestamptz,
   p_attempts integer, p_max_backoff_seconds integer DEFAULT 60, p_backoff_multiplier double precision DEFAULT 2.0
 ) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+-- STABLE, not IMMUTABLE: timestamptz arithmetic depends on the session time zone, and a function
+-- declared less volatile than its body is never inlined (which made readiness 10x slower).
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT CASE
     WHEN p_backoff_request_seconds IS NOT NULL AND p_last_attempted_at IS NOT NULL
       THEN p_last_attempted_at + make_interval(secs => p_backoff_request_seconds)
@@ -192,7 +194,7 @@ $$;
 -- A step is ready when it is pending or waiting_for_retry, not processed or in process, every
 -- parent is complete or resolved manually, it may run again (the first attempt always may; later
 -- ones need retryable and attempts < max_attempts), and its backoff has elapsed.
-CREATE FUNCTION tasker.get_step_readiness_status_batch(p_task_uuids uuid[], p_step_uuids uuid[] DEFAULT NULL)
+CREATE FUNCTION tasker.step_readiness_rows(p_task_uuids uuid[], p_step_uuids uuid[] DEFAULT NULL)
 RETURNS TABLE (
   workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
   dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
@@ -237,6 +239,21 @@ LANGUAGE sql STABLE AS $$
   ORDER BY ws.task_uuid, ws.workflow_step_uuid
 $$;
 
+-- The public entry points are PL/pgSQL so that each session plans the (inlined) readiness query
+-- once and reuses the plan; a plain SQL function is re-planned on every call from the client.
+CREATE FUNCTION tasker.get_step_readiness_status_batch(p_task_uuids uuid[], p_step_uuids uuid[] DEFAULT NULL)
+RETURNS TABLE (
+  workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
+  dependencies_satisfied boolean, retry_eligible boolean, ready_for_execution boolean,
+  last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer, completed_parents integer,
+  attempts integer, max_attempts integer, backoff_request_seconds integer, last_attempted_at timestamptz
+)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM tasker.step_readiness_rows(p_task_uuids, p_step_uuids);
+END;
+$$;
+
 CREATE FUNCTION tasker.get_step_readiness_status(p_task_uuid uuid, p_step_uuids uuid[] DEFAULT NULL)
 RETURNS TABLE (
   workflow_step_uuid uuid, task_uuid uuid, named_step_uuid uuid, name text, current_state text,
@@ -244,14 +261,16 @@ RETURNS TABLE (
   last_failure_at timestamptz, next_retry_at timestamptz, total_parents integer, completed_parents integer,
   attempts integer, max_attempts integer, backoff_request_seconds integer, last_attempted_at timestamptz
 )
-LANGUAGE sql STABLE AS $$
-  SELECT * FROM tasker.get_step_readiness_status_batch(ARRAY[p_task_uuid], p_step_uuids)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM tasker.step_readiness_rows(ARRAY[p_task_uuid], p_step_uuids);
+END;
 $$;
 
 -- Task execution context (A §2.3): step counts and the task-level decision, first match wins:
 -- blocked_by_failures > has_ready_steps > processing > all_complete > waiting_for_dependencies.
 -- health_status: blocked (an error step), recovering (a step waiting for retry), otherwise healthy.
-CREATE FUNCTION tasker.get_task_execution_contexts_batch(p_task_uuids uuid[])
+CREATE FUNCTION tasker.task_execution_context_rows(p_task_uuids uuid[])
 RETURNS TABLE (
   task_uuid uuid, named_task_uuid uuid, status text, total_steps integer, pending_steps integer,
   in_progress_steps integer, completed_steps integer, failed_steps integer, ready_steps integer,
@@ -270,7 +289,7 @@ LANGUAGE sql STABLE AS $$
            count(*) FILTER (WHERE s.current_state IN ('enqueued', 'enqueued_for_orchestration',
                                                       'enqueued_as_error_for_orchestration'))::integer AS enqueued,
            count(*) FILTER (WHERE s.current_state = 'waiting_for_retry')::integer AS waiting_retry
-    FROM tasker.get_step_readiness_status_batch(p_task_uuids) s
+    FROM tasker.step_readiness_rows(p_task_uuids) s
     GROUP BY s.task_uuid
   ), decided AS (
     SELECT t.task_uuid, t.named_task_uuid, t.current_state::text AS status,
@@ -303,6 +322,19 @@ LANGUAGE sql STABLE AS $$
   ORDER BY d.task_uuid
 $$;
 
+CREATE FUNCTION tasker.get_task_execution_contexts_batch(p_task_uuids uuid[])
+RETURNS TABLE (
+  task_uuid uuid, named_task_uuid uuid, status text, total_steps integer, pending_steps integer,
+  in_progress_steps integer, completed_steps integer, failed_steps integer, ready_steps integer,
+  enqueued_steps integer, waiting_for_retry_steps integer, execution_status text, recommended_action text,
+  completion_percentage double precision, health_status text
+)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM tasker.task_execution_context_rows(p_task_uuids);
+END;
+$$;
+
 CREATE FUNCTION tasker.get_task_execution_context(p_task_uuid uuid)
 RETURNS TABLE (
   task_uuid uuid, named_task_uuid uuid, status text, total_steps integer, pending_steps integer,
@@ -310,15 +342,12 @@ RETURNS TABLE (
   enqueued_steps integer, waiting_for_retry_steps integer, execution_status text, recommended_action text,
   completion_percentage double precision, health_status text
 )
-LANGUAGE sql STABLE AS $$
-  SELECT * FROM tasker.get_task_execution_contexts_batch(ARRAY[p_task_uuid])
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM tasker.task_execution_context_rows(ARRAY[p_task_uuid]);
+END;
 $$;
 
--- Whether a task has at least one ready step (discovery's filter; stops at the first).
-CREATE FUNCTION tasker.task_has_ready_step(p_task_uuid uuid) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM tasker.get_step_readiness_status_batch(ARRAY[p_task_uuid]) s WHERE s.ready_for_execution)
-$$;
 
 -- Discovery (A §2.4) with real claims: candidates are tasks in a discoverable state (pending;
 -- waiting_for_dependencies for at most 60 minutes; waiting_for_retry for at most 30 — older
@@ -340,26 +369,28 @@ BEGIN
     RAISE EXCEPTION 'limit must be at least 1' USING ERRCODE = 'TK003';
   END IF;
   RETURN QUERY
-  WITH by_priority AS (
-    SELECT t.task_uuid FROM tasker.tasks t
-    WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
-    ORDER BY t.priority DESC, t.created_at
-    LIMIT p_limit * 10
-  ), by_age AS (
-    SELECT t.task_uuid FROM tasker.tasks t
-    WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
-    ORDER BY t.created_at
-    LIMIT p_limit * 10
-  ), candidates AS (
+  WITH candidate_ids AS MATERIALIZED (
+    (SELECT t.task_uuid FROM tasker.tasks t
+     WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
+     ORDER BY t.priority DESC, t.created_at
+     LIMIT p_limit * 10)
+    UNION
+    (SELECT t.task_uuid FROM tasker.tasks t
+     WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
+     ORDER BY t.created_at
+     LIMIT p_limit * 10)
+  ), candidates AS MATERIALIZED (
+    -- readiness is evaluated only for these few rows (the CTEs are materialized so that the
+    -- planner cannot evaluate it for every task in a waiting state first)
     SELECT t.task_uuid, t.created_at,
            t.priority + extract(epoch FROM clock_timestamp() - t.created_at) / 3600.0 * 0.1 AS computed_priority
-    FROM tasker.tasks t
-    WHERE t.task_uuid IN (SELECT b.task_uuid FROM by_priority b UNION SELECT a.task_uuid FROM by_age a)
-      AND (t.current_state = 'pending'
-           OR (t.current_state = 'waiting_for_dependencies' AND t.state_entered_at > clock_timestamp() - interval '60 minutes'
-               AND tasker.task_has_ready_step(t.task_uuid))
-           OR (t.current_state = 'waiting_for_retry' AND t.state_entered_at > clock_timestamp() - interval '30 minutes'
-               AND tasker.task_has_ready_step(t.task_uuid)))
+    FROM candidate_ids ci
+    JOIN tasker.tasks t ON t.task_uuid = ci.task_uuid
+    WHERE t.current_state = 'pending'
+       OR (((t.current_state = 'waiting_for_dependencies' AND t.state_entered_at > clock_timestamp() - interval '60 minutes')
+            OR (t.current_state = 'waiting_for_retry' AND t.state_entered_at > clock_timestamp() - interval '30 minutes'))
+           -- written out rather than called, so the readiness query is inlined into this plan
+           AND EXISTS (SELECT 1 FROM tasker.step_readiness_rows(ARRAY[t.task_uuid]) s WHERE s.ready_for_execution))
   ), claimed AS (
     SELECT t.task_uuid, t.named_task_uuid, t.priority, t.current_state, c.computed_priority, c.created_at
     FROM tasker.tasks t
@@ -371,7 +402,7 @@ BEGIN
     FOR UPDATE OF t SKIP LOCKED
   )
   SELECT c.task_uuid, nt.name::text, c.priority, ns.name::text,
-         (SELECT count(*)::integer FROM tasker.get_step_readiness_status_batch(ARRAY[c.task_uuid]) s WHERE s.ready_for_execution),
+         (SELECT count(*)::integer FROM tasker.step_readiness_rows(ARRAY[c.task_uuid]) s WHERE s.ready_for_execution),
          c.computed_priority::double precision, c.current_state::text
   FROM claimed c
   JOIN tasker.named_tasks nt ON nt.named_task_uuid = c.named_task_uuid
@@ -388,7 +419,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE AS $$
   SELECT t.task_uuid, nt.name::text, t.priority, ns.name::text,
-         (SELECT count(*)::integer FROM tasker.get_step_readiness_status_batch(ARRAY[t.task_uuid]) s WHERE s.ready_for_execution),
+         (SELECT count(*)::integer FROM tasker.step_readiness_rows(ARRAY[t.task_uuid]) s WHERE s.ready_for_execution),
          (t.priority + extract(epoch FROM clock_timestamp() - t.created_at) / 3600.0 * 0.1)::double precision,
          t.current_state::text
   FROM tasker.tasks t
@@ -438,11 +469,20 @@ $$;
 -- cross-task edges (TK003); idempotent. Returns true when the edge was created.
 CREATE FUNCTION tasker.add_step_edge(p_from uuid, p_to uuid, p_name text DEFAULT 'provides') RETURNS boolean
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_task uuid;
 BEGIN
+  IF p_from = p_to THEN
+    RAISE EXCEPTION 'edge % -> % would create a cycle', p_from, p_to USING ERRCODE = 'TK002';
+  END IF;
   IF (SELECT count(DISTINCT task_uuid) FROM tasker.workflow_steps WHERE workflow_step_uuid IN (p_from, p_to)) <> 1
      OR (SELECT count(*) FROM tasker.workflow_steps WHERE workflow_step_uuid IN (p_from, p_to)) <> 2 THEN
     RAISE EXCEPTION 'both steps must exist and belong to the same task' USING ERRCODE = 'TK003';
   END IF;
+  -- Edges of one task are added one transaction at a time: otherwise two transactions could each
+  -- check against the other's uncommitted edge and together commit a cycle.
+  SELECT task_uuid INTO v_task FROM tasker.workflow_steps WHERE workflow_step_uuid = p_from;
+  PERFORM 1 FROM tasker.tasks WHERE task_uuid = v_task FOR UPDATE;
   IF tasker.would_create_cycle(p_from, p_to) THEN
     RAISE EXCEPTION 'edge % -> % would create a cycle', p_from, p_to USING ERRCODE = 'TK002';
   END IF;

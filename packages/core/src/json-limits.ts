@@ -40,6 +40,8 @@ export function checkJsonLimits(
     if (typeof node === 'string') {
       if (node.includes('\u0000'))
         issues.push({ field: path, message: 'strings must not contain the NUL character' });
+      // PostgreSQL's jsonb refuses lone UTF-16 surrogates, which JSON text and JS strings allow
+      if (!node.isWellFormed()) issues.push({ field: path, message: 'strings must be well-formed Unicode' });
       if (node.length > limits.maxStringLength) {
         issues.push({
           field: path,
@@ -73,8 +75,8 @@ export function checkJsonLimits(
         return;
       }
       for (const key of keys) {
-        if (key.includes('\u0000')) {
-          issues.push({ field: path, message: 'keys must not contain the NUL character' });
+        if (key.includes('\u0000') || !key.isWellFormed()) {
+          issues.push({ field: path, message: 'keys must be well-formed Unicode without the NUL character' });
           continue;
         }
         if (key.length > limits.maxStringLength) {
