@@ -349,60 +349,91 @@ END;
 $$;
 
 
+-- How many steps of a task are ready to run: the readiness rule of step_readiness_rows, written as
+-- a lean count (discovery asks it of every candidate it visits, so it must be cheap). A test checks it
+-- against step_readiness_rows over many step states.
+CREATE FUNCTION tasker.task_ready_step_count(p_task_uuid uuid) RETURNS integer
+-- PL/pgSQL with a generic plan: planned once per session, not on every call
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+  RETURN (
+    SELECT count(*)::integer FROM tasker.workflow_steps ws
+    CROSS JOIN LATERAL (
+      SELECT CASE WHEN ws.attempts > 0 AND (ws.backoff_request_seconds IS NULL OR ws.last_attempted_at IS NULL) THEN
+               (SELECT max(f.created_at) FROM tasker.workflow_step_transitions f
+                WHERE f.workflow_step_uuid = ws.workflow_step_uuid
+                  AND f.to_state IN ('error', 'enqueued_as_error_for_orchestration'))
+             END AS last_failure_at
+    ) lf
+    WHERE ws.task_uuid = p_task_uuid
+      AND ws.current_state IN ('pending', 'waiting_for_retry')
+      AND NOT ws.processed AND NOT ws.in_process
+      AND (ws.attempts = 0 OR (ws.retryable AND ws.attempts < ws.max_attempts))
+      AND coalesce(tasker.calculate_step_next_retry_time(ws.backoff_request_seconds, ws.last_attempted_at,
+                                                         lf.last_failure_at, ws.attempts), '-infinity') <= clock_timestamp()
+      AND NOT EXISTS (
+        SELECT 1 FROM tasker.workflow_step_edges e
+        JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+        WHERE e.to_step_uuid = ws.workflow_step_uuid AND p.current_state NOT IN ('complete', 'resolved_manually')
+      )
+  );
+END;
+$$;
+
 -- Discovery (A §2.4) with real claims: candidates are tasks in a discoverable state (pending;
 -- waiting_for_dependencies for at most 60 minutes; waiting_for_retry for at most 30 — older
 -- ones are the staleness detector's), drawn from two index scans (highest base priority, and
 -- oldest, whose age escalation may outrank it) of p_limit * 10 rows each. Kept: pending tasks and
 -- tasks with a ready step. Ordered by computed priority = priority + 0.1 per hour of task age
 -- (monotonic age escalation; the original's decay after one hour in state was discontinuous and
--- worked against escalation). The chosen task rows are locked FOR UPDATE SKIP LOCKED: callers
--- that overlap get disjoint sets, and the claim lasts until the caller's transaction ends, which
--- is where the caller transitions them.
+-- worked against escalation). Task rows are locked FOR UPDATE SKIP LOCKED one by one in that order
+-- until p_limit are held: callers that overlap get disjoint sets, and the claim lasts until the
+-- caller's transaction ends, which is where the caller transitions them.
 CREATE FUNCTION tasker.get_next_ready_tasks(p_limit integer DEFAULT 5)
 RETURNS TABLE (
   task_uuid uuid, task_name text, priority integer, namespace_name text, ready_steps_count integer,
   computed_priority double precision, current_state text
 )
-LANGUAGE plpgsql AS $$
+-- A generic plan: with LIMIT $1 a custom plan would look cheaper forever and be re-planned per call.
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
   IF p_limit IS NULL OR p_limit < 1 THEN
     RAISE EXCEPTION 'limit must be at least 1' USING ERRCODE = 'TK003';
   END IF;
   RETURN QUERY
-  WITH candidate_ids AS MATERIALIZED (
-    (SELECT t.task_uuid FROM tasker.tasks t
+  WITH candidate_rows AS MATERIALIZED (
+    (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t
      WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
      ORDER BY t.priority DESC, t.created_at
      LIMIT p_limit * 10)
     UNION
-    (SELECT t.task_uuid FROM tasker.tasks t
+    (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t
      WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
      ORDER BY t.created_at
      LIMIT p_limit * 10)
   ), candidates AS MATERIALIZED (
-    -- readiness is evaluated only for these few rows (the CTEs are materialized so that the
-    -- planner cannot evaluate it for every task in a waiting state first)
-    SELECT t.task_uuid, t.created_at,
-           t.priority + extract(epoch FROM clock_timestamp() - t.created_at) / 3600.0 * 0.1 AS computed_priority
-    FROM candidate_ids ci
-    JOIN tasker.tasks t ON t.task_uuid = ci.task_uuid
-    WHERE t.current_state = 'pending'
-       OR (((t.current_state = 'waiting_for_dependencies' AND t.state_entered_at > clock_timestamp() - interval '60 minutes')
-            OR (t.current_state = 'waiting_for_retry' AND t.state_entered_at > clock_timestamp() - interval '30 minutes'))
-           -- written out rather than called, so the readiness query is inlined into this plan
-           AND EXISTS (SELECT 1 FROM tasker.step_readiness_rows(ARRAY[t.task_uuid]) s WHERE s.ready_for_execution))
-  ), claimed AS (
-    SELECT t.task_uuid, t.named_task_uuid, t.priority, t.current_state, c.computed_priority, c.created_at
-    FROM tasker.tasks t
-    JOIN candidates c ON c.task_uuid = t.task_uuid
-    -- re-checked on the locked row: a concurrent transition may have moved it
-    WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
-    ORDER BY c.computed_priority DESC, c.created_at
+    SELECT r.task_uuid, r.created_at,
+           r.priority + extract(epoch FROM clock_timestamp() - r.created_at) / 3600.0 * 0.1 AS computed_priority
+    FROM candidate_rows r
+    ORDER BY 3 DESC, 2
+  ), claimed AS MATERIALIZED (
+    -- Walks the candidates in priority order, locking each one that is still discoverable and has
+    -- work (pending, or a ready step), until p_limit are held; readiness is asked only of the
+    -- candidates visited, and a row another caller holds is skipped.
+    SELECT l.task_uuid, l.named_task_uuid, l.priority, l.current_state, c.computed_priority, c.created_at
+    FROM candidates c
+    CROSS JOIN LATERAL (
+      SELECT t.task_uuid, t.named_task_uuid, t.priority, t.current_state FROM tasker.tasks t
+      WHERE t.task_uuid = c.task_uuid
+        AND (t.current_state = 'pending'
+             OR (((t.current_state = 'waiting_for_dependencies' AND t.state_entered_at > clock_timestamp() - interval '60 minutes')
+                  OR (t.current_state = 'waiting_for_retry' AND t.state_entered_at > clock_timestamp() - interval '30 minutes'))
+                 AND tasker.task_ready_step_count(t.task_uuid) > 0))
+      FOR UPDATE SKIP LOCKED
+    ) l
     LIMIT p_limit
-    FOR UPDATE OF t SKIP LOCKED
   )
-  SELECT c.task_uuid, nt.name::text, c.priority, ns.name::text,
-         (SELECT count(*)::integer FROM tasker.step_readiness_rows(ARRAY[c.task_uuid]) s WHERE s.ready_for_execution),
+  SELECT c.task_uuid, nt.name::text, c.priority, ns.name::text, tasker.task_ready_step_count(c.task_uuid),
          c.computed_priority::double precision, c.current_state::text
   FROM claimed c
   JOIN tasker.named_tasks nt ON nt.named_task_uuid = c.named_task_uuid
@@ -419,7 +450,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE AS $$
   SELECT t.task_uuid, nt.name::text, t.priority, ns.name::text,
-         (SELECT count(*)::integer FROM tasker.step_readiness_rows(ARRAY[t.task_uuid]) s WHERE s.ready_for_execution),
+         tasker.task_ready_step_count(t.task_uuid),
          (t.priority + extract(epoch FROM clock_timestamp() - t.created_at) / 3600.0 * 0.1)::double precision,
          t.current_state::text
   FROM tasker.tasks t
