@@ -19,10 +19,10 @@ import { loadTemplateFile, parseTemplate } from '../src/template/load.ts';
 import type { JsonObject, JsonValue, StepDefinition, TaskTemplate } from '../src/template/model.ts';
 
 /** The example templates of the acceptance suite (examples/templates, see its README). */
-export const EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/templates', import.meta.url));
+const EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/templates', import.meta.url));
 
 /** `namespace/name` → the example file. */
-export function exampleFile(ref: string): string {
+function exampleFile(ref: string): string {
   return `${EXAMPLES_DIR}/${ref}.yaml`;
 }
 
@@ -148,7 +148,7 @@ export function successResult(result: JsonObject): JsonObject {
 }
 
 /** What a worker reports for a failed step. */
-export function failureResult(message: string, retryable: boolean): JsonObject {
+function failureResult(message: string, retryable: boolean): JsonObject {
   return {
     success: false,
     status: 'error',

@@ -29,8 +29,9 @@ CREATE TABLE pgmq.messages (
   headers     json,
   PRIMARY KEY (queue_name, msg_id)
 );
--- read/pop: the visible messages of one queue (vt <= now); the primary key gives msg_id order.
-CREATE INDEX messages_queue_vt_idx ON pgmq.messages (queue_name, vt);
+-- No index on vt: `vt <= clock_timestamp()` is volatile, so it is only ever a filter, never an index
+-- condition; such an index would only cost writes, prevent HOT updates of the claim and tempt the
+-- planner into scanning a whole queue. Reads walk the primary key in msg_id order instead.
 
 CREATE TABLE pgmq.archive (
   queue_name  text NOT NULL,
@@ -288,26 +289,34 @@ $$;
 
 -- Claims up to p_qty visible messages for p_vt seconds. Rows are locked with SKIP LOCKED on the
 -- table itself, so concurrent readers get disjoint sets; a row another reader just claimed fails
--- the re-checked vt condition and is skipped.
+-- the re-checked vt condition and is skipped. The plan is pinned to the primary key in msg_id order
+-- (stopping after p_qty rows), whatever the statistics say: with planner freedom, a session that
+-- first ran on an empty queue kept a plan that sorted the whole backlog on every read.
 CREATE FUNCTION pgmq.read(p_queue text, p_vt double precision, p_qty integer) RETURNS SETOF pgmq.message_record
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
+AS $$
+DECLARE
+  v_ids bigint[];
 BEGIN
   PERFORM pgmq.assert_seconds('visibility timeout', p_vt);
   IF p_qty IS NULL OR p_qty < 1 THEN
     RAISE EXCEPTION 'qty must be at least 1' USING ERRCODE = 'TQ003';
   END IF;
-  RETURN QUERY
-  WITH claimed AS (
+  v_ids := ARRAY(
     SELECT q.msg_id FROM pgmq.messages q
     WHERE q.queue_name = p_queue AND q.vt <= clock_timestamp()
     ORDER BY q.msg_id
     LIMIT p_qty
-    FOR UPDATE SKIP LOCKED
-  )
+    FOR UPDATE SKIP LOCKED);
+  IF cardinality(v_ids) = 0 THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
   UPDATE pgmq.messages m
   SET vt = clock_timestamp() + make_interval(secs => p_vt), read_ct = m.read_ct + 1
-  FROM claimed c
-  WHERE m.queue_name = p_queue AND m.msg_id = c.msg_id
+  WHERE m.queue_name = p_queue AND m.msg_id = ANY (v_ids)
+    AND m.msg_id BETWEEN v_ids[1] AND v_ids[cardinality(v_ids)]
   RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers;
 END;
 $$;
@@ -328,40 +337,74 @@ END;
 $$;
 
 CREATE FUNCTION pgmq.pop(p_queue text, p_qty integer DEFAULT 1) RETURNS SETOF pgmq.message_record
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
+AS $$
+DECLARE
+  v_ids bigint[];
 BEGIN
   IF p_qty IS NULL OR p_qty < 1 THEN
     RAISE EXCEPTION 'qty must be at least 1' USING ERRCODE = 'TQ003';
   END IF;
-  RETURN QUERY
-  WITH claimed AS (
+  -- the same pinned claim as read
+  v_ids := ARRAY(
     SELECT q.msg_id FROM pgmq.messages q
     WHERE q.queue_name = p_queue AND q.vt <= clock_timestamp()
     ORDER BY q.msg_id
     LIMIT p_qty
-    FOR UPDATE SKIP LOCKED
-  )
-  DELETE FROM pgmq.messages m USING claimed c
-  WHERE m.queue_name = p_queue AND m.msg_id = c.msg_id
+    FOR UPDATE SKIP LOCKED);
+  IF cardinality(v_ids) = 0 THEN
+    RETURN;
+  END IF;
+  RETURN QUERY
+  DELETE FROM pgmq.messages m
+  WHERE m.queue_name = p_queue AND m.msg_id = ANY (v_ids)
+    AND m.msg_id BETWEEN v_ids[1] AND v_ids[cardinality(v_ids)]
   RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers;
 END;
 $$;
 
+-- PL/pgSQL rather than SQL: a SQL function with DML is planned on every call (before PostgreSQL 18);
+-- the id range bound keeps the plan on the primary key.
 CREATE FUNCTION pgmq.delete(p_queue text, p_msg_ids bigint[]) RETURNS SETOF bigint
-LANGUAGE sql AS $$
-  DELETE FROM pgmq.messages m WHERE m.queue_name = p_queue AND m.msg_id = ANY (p_msg_ids) RETURNING m.msg_id
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
+BEGIN
+  RETURN QUERY
+  DELETE FROM pgmq.messages m
+  WHERE m.queue_name = p_queue AND m.msg_id = ANY (p_msg_ids)
+    AND m.msg_id BETWEEN (SELECT min(i) FROM unnest(p_msg_ids) i) AND (SELECT max(i) FROM unnest(p_msg_ids) i)
+  RETURNING m.msg_id;
+END;
 $$;
 
 -- Acknowledge by moving to the archive, which is kept for audit until archive_cleanup removes it.
 CREATE FUNCTION pgmq.archive(p_queue text, p_msg_ids bigint[]) RETURNS SETOF bigint
-LANGUAGE sql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
+BEGIN
+  RETURN QUERY
   WITH moved AS (
-    DELETE FROM pgmq.messages m WHERE m.queue_name = p_queue AND m.msg_id = ANY (p_msg_ids)
+    DELETE FROM pgmq.messages m
+    WHERE m.queue_name = p_queue AND m.msg_id = ANY (p_msg_ids)
+      AND m.msg_id BETWEEN (SELECT min(i) FROM unnest(p_msg_ids) i) AND (SELECT max(i) FROM unnest(p_msg_ids) i)
     RETURNING m.queue_name, m.msg_id, m.read_ct, m.enqueued_at, m.vt, m.message, m.headers
   )
   INSERT INTO pgmq.archive (queue_name, msg_id, read_ct, enqueued_at, vt, message, headers)
-  SELECT queue_name, msg_id, read_ct, enqueued_at, vt, message, headers FROM moved
-  RETURNING msg_id
+  SELECT mv.queue_name, mv.msg_id, mv.read_ct, mv.enqueued_at, mv.vt, mv.message, mv.headers FROM moved mv
+  RETURNING msg_id;
+END;
+$$;
+
+-- A consumer's step in one round trip and one commit: acknowledge (archive) what it finished and
+-- claim the next messages.
+CREATE FUNCTION pgmq.archive_and_read(p_queue text, p_ack bigint[], p_vt double precision, p_qty integer)
+RETURNS SETOF pgmq.message_record
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF cardinality(p_ack) > 0 THEN
+    PERFORM pgmq.archive(p_queue, p_ack);
+  END IF;
+  RETURN QUERY SELECT * FROM pgmq.read(p_queue, p_vt, p_qty);
+END;
 $$;
 
 -- Makes a message visible p_vt seconds from now (0 = visible again at once). Not additive.

@@ -319,6 +319,30 @@ export class Pgmq {
     return rows.map((row) => toSafeNumber(row.id, 'msg_id'));
   }
 
+  /**
+   * A consumer's step in one round trip and one commit: archives `ack` (what it finished) and claims
+   * up to `limit` visible messages, as `archive` followed by `read`.
+   */
+  async archiveAndRead<T = unknown>(
+    queue: string,
+    ack: number | readonly number[],
+    options: { visibilityTimeoutSeconds?: number; limit?: number } = {},
+  ): Promise<QueueMessage<T>[]> {
+    validateQueueName(queue);
+    const ids = typeof ack === 'number' ? messageIds(ack) : ack.length === 0 ? [] : messageIds(ack);
+    const vt = seconds(
+      'visibilityTimeoutSeconds',
+      options.visibilityTimeoutSeconds ?? this.#options.defaultVisibilityTimeoutSeconds,
+    );
+    const limit = positiveInteger('limit', options.limit ?? 1);
+    const rows = await this.#run<MessageRow>(
+      queue,
+      `SELECT ${MESSAGE_COLUMNS} FROM pgmq.archive_and_read($1, $2::bigint[], $3, $4)`,
+      [queue, ids, vt, limit],
+    );
+    return rows.map((row) => toMessage<T>(row)).sort((a, b) => a.msgId - b.msgId);
+  }
+
   /** Makes the message visible `seconds` from now (0: at once); null when it does not exist. */
   async setVisibilityTimeout<T = unknown>(
     queue: string,

@@ -181,6 +181,35 @@ for (const backend of BACKENDS) {
       assert.equal((await q.metrics(queue)).queueLength, 0);
     });
 
+    it('archives and claims the next messages in one call', async () => {
+      const queue = await freshQueue();
+      const ids = await q.sendBatch(queue, ['a', 'b', 'c']);
+      const first = await q.archiveAndRead(queue, [], { limit: 2 });
+      assert.deepEqual(
+        first.map((m) => m.message),
+        ['a', 'b'],
+      );
+      const next = await q.archiveAndRead(
+        queue,
+        first.map((m) => m.msgId),
+        { limit: 2 },
+      );
+      assert.deepEqual(
+        next.map((m) => m.msgId),
+        [ids[2]],
+      );
+      const archived = await f.db.query<{ msg_id: number }>(
+        'SELECT msg_id FROM pgmq.archive WHERE queue_name = $1 ORDER BY msg_id',
+        [queue],
+      );
+      assert.deepEqual(
+        archived.rows.map((row) => row.msg_id),
+        ids.slice(0, 2),
+      );
+      assert.deepEqual(await q.archiveAndRead(queue, ids[2] ?? 0), []);
+      assert.equal((await q.metrics(queue)).queueLength, 0);
+    });
+
     it('set_vt hides a message and reveals it again', async () => {
       const queue = await freshQueue();
       const id = await q.send(queue, 'hidden');

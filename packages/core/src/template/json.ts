@@ -2,7 +2,7 @@
 import type { JsonObject, JsonValue } from './model.ts';
 
 /** Deeper documents are refused (AUDIT S-9); real templates nest a dozen levels at most. */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 export function isJsonObject(value: JsonValue | undefined): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

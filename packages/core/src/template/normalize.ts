@@ -83,7 +83,7 @@ function aliased(
   return has(source, key) ? source[key] : source[alias];
 }
 
-export function normalizeRetry(value: JsonValue | undefined): RetryConfiguration {
+function normalizeRetry(value: JsonValue | undefined): RetryConfiguration {
   const retry = object(value);
   const defaults = TEMPLATE_DEFAULTS.retry;
   return {

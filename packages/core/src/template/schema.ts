@@ -61,7 +61,7 @@ export function schemaIssues(document: JsonValue): RawIssue[] {
 }
 
 /** `"text"`, `12`, `null`, `an object`, `an array`. */
-export function describeValue(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (typeof value === 'string')
     return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
