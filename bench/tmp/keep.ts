@@ -1,0 +1,11 @@
+import { createPostgresDatabase } from '@tasker/db';
+import { createBenchDatabase } from '../lib.ts';
+import { TASKER_MIGRATIONS } from '../../packages/core/src/migrations.ts';
+import { seedForTools } from '../suites/sql.ts';
+const bench = await createBenchDatabase(TASKER_MIGRATIONS);
+const seeder = createPostgresDatabase({ url: bench.url, pool: { max: 1 }, statementTimeoutMs: 600_000 });
+await seedForTools(seeder, Number(process.argv[2] ?? 5000));
+await seeder.close();
+console.log(bench.name);
+await bench.admin.close();
+process.exit(0);
