@@ -5,7 +5,9 @@
  * The suite seeds its own data with set-based INSERTs (bench-only; production creates tasks through
  * `tasker.create_task`): linear 4-step tasks, 85% complete with a full transition history, the rest
  * spread over pending, steps_in_process, waiting_for_dependencies and waiting_for_retry. Each sample
- * is one call from the client (round trip included) on one connection. After measuring, each
+ * is one call from the client (round trip included) on one connection; `config.round_trip_floor` is
+ * `SELECT 1` on the same connection and `config.commit_floor` a one-row durable INSERT, for scale.
+ * Writes are timed with synchronous_commit off: the WAL flush is a disk cost, not the SQL's. After measuring, each
  * function runs once under auto_explain with nested statements, and the plans' index and sequential
  * scans are reported in `config.plans` (the evidence of index use).
  */
@@ -140,6 +142,7 @@ export const sqlSuite: Suite = async ({ options, log }) => {
   const cases: BenchCase[] = [];
   const plans: Record<string, string[]> = {};
   const commitFloor: Record<string, { p50_ms: number; p95_ms: number }> = {};
+  const roundTrip: Record<string, { p50_ms: number; p95_ms: number }> = {};
   let postgres = 'unknown';
   for (const size of sizes) {
     const bench = await createBenchDatabase(TASKER_MIGRATIONS);
@@ -153,7 +156,11 @@ export const sqlSuite: Suite = async ({ options, log }) => {
       log(`seeding ${size} tasks`);
       const seedStart = monotonicMs();
       // seeding 100,000 tasks takes longer than the default statement timeout
-      const seeder = createPostgresDatabase({ url: bench.url, pool: { max: 1 }, statementTimeoutMs: 600_000 });
+      const seeder = createPostgresDatabase({
+        url: bench.url,
+        pool: { max: 1 },
+        statementTimeoutMs: 600_000,
+      });
       try {
         await seedForTools(seeder, size);
       } finally {
@@ -185,7 +192,9 @@ export const sqlSuite: Suite = async ({ options, log }) => {
           db.query('INSERT INTO public.bench_commit_floor VALUES ($1)', [i]),
         ),
       );
+      const select1 = latencyCase('select_1', await measure(samples, warmup, () => db.query('SELECT 1')));
       commitFloor[`@${size}`] = { p50_ms: floor.p50_ms, p95_ms: floor.p95_ms };
+      roundTrip[`@${size}`] = { p50_ms: select1.p50_ms, p95_ms: select1.p95_ms };
       await db.exec('SET synchronous_commit = off');
 
       const calls: [string, string, (i: number) => unknown[]][] = [
@@ -226,6 +235,7 @@ export const sqlSuite: Suite = async ({ options, log }) => {
       warmup,
       connection: 'one pg connection, autocommit, synchronous_commit off (the WAL flush is commit_floor)',
       commit_floor: commitFloor,
+      round_trip_floor: roundTrip,
       plans,
     },
     cases,
