@@ -287,28 +287,36 @@ BEGIN
 END;
 $$;
 
--- Claims up to p_qty visible messages for p_vt seconds. Rows are locked with SKIP LOCKED on the
--- table itself, so concurrent readers get disjoint sets; a row another reader just claimed fails
+-- The ids of up to p_qty visible messages of a queue, oldest first, locked FOR UPDATE SKIP LOCKED on
+-- the table rows: concurrent callers get disjoint sets, and a row another caller just claimed fails
 -- the re-checked vt condition and is skipped. The plan is pinned to the primary key in msg_id order
--- (stopping after p_qty rows), whatever the statistics say: with planner freedom, a session that
+-- (stopping after p_qty rows) whatever the statistics say: with the planner free, a session that
 -- first ran on an empty queue kept a plan that sorted the whole backlog on every read.
-CREATE FUNCTION pgmq.read(p_queue text, p_vt double precision, p_qty integer) RETURNS SETOF pgmq.message_record
+CREATE FUNCTION pgmq.claim_visible(p_queue text, p_qty integer) RETURNS bigint[]
 LANGUAGE plpgsql
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
 AS $$
-DECLARE
-  v_ids bigint[];
 BEGIN
-  PERFORM pgmq.assert_seconds('visibility timeout', p_vt);
   IF p_qty IS NULL OR p_qty < 1 THEN
     RAISE EXCEPTION 'qty must be at least 1' USING ERRCODE = 'TQ003';
   END IF;
-  v_ids := ARRAY(
+  RETURN ARRAY(
     SELECT q.msg_id FROM pgmq.messages q
     WHERE q.queue_name = p_queue AND q.vt <= clock_timestamp()
     ORDER BY q.msg_id
     LIMIT p_qty
     FOR UPDATE SKIP LOCKED);
+END;
+$$;
+
+-- Claims up to p_qty visible messages for p_vt seconds (read count + 1).
+CREATE FUNCTION pgmq.read(p_queue text, p_vt double precision, p_qty integer) RETURNS SETOF pgmq.message_record
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_ids bigint[];
+BEGIN
+  PERFORM pgmq.assert_seconds('visibility timeout', p_vt);
+  v_ids := pgmq.claim_visible(p_queue, p_qty);
   IF cardinality(v_ids) = 0 THEN
     RETURN;
   END IF;
@@ -336,23 +344,12 @@ BEGIN
 END;
 $$;
 
+-- Reads and deletes up to p_qty visible messages (at-most-once delivery).
 CREATE FUNCTION pgmq.pop(p_queue text, p_qty integer DEFAULT 1) RETURNS SETOF pgmq.message_record
-LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
-AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
-  v_ids bigint[];
+  v_ids bigint[] := pgmq.claim_visible(p_queue, p_qty);
 BEGIN
-  IF p_qty IS NULL OR p_qty < 1 THEN
-    RAISE EXCEPTION 'qty must be at least 1' USING ERRCODE = 'TQ003';
-  END IF;
-  -- the same pinned claim as read
-  v_ids := ARRAY(
-    SELECT q.msg_id FROM pgmq.messages q
-    WHERE q.queue_name = p_queue AND q.vt <= clock_timestamp()
-    ORDER BY q.msg_id
-    LIMIT p_qty
-    FOR UPDATE SKIP LOCKED);
   IF cardinality(v_ids) = 0 THEN
     RETURN;
   END IF;
