@@ -87,12 +87,14 @@ CREATE TABLE tasker.tasks (
 );
 -- the deduplication guarantee (A §5.3): a duplicate identity is a unique violation -> 409
 CREATE UNIQUE INDEX tasks_identity_hash_idx ON tasker.tasks (identity_hash);
--- discovery (next ready tasks): only tasks in a discoverable state, by priority then age, and by age
--- alone (the oldest are the ones age escalation may lift above higher base priorities)
-CREATE INDEX tasks_discovery_idx ON tasker.tasks (priority DESC, created_at)
-  WHERE current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry');
-CREATE INDEX tasks_discovery_age_idx ON tasker.tasks (created_at)
-  WHERE current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry');
+-- discovery (next ready tasks), one small index per discoverable state so that idle tasks of one
+-- state never crowd out another: pending by priority and by age (the oldest are the ones age
+-- escalation may lift above higher base priorities), waiting tasks by priority
+CREATE INDEX tasks_pending_priority_idx ON tasker.tasks (priority DESC, created_at) WHERE current_state = 'pending';
+CREATE INDEX tasks_pending_age_idx ON tasker.tasks (created_at) WHERE current_state = 'pending';
+CREATE INDEX tasks_waiting_dependencies_idx ON tasker.tasks (priority DESC, created_at)
+  WHERE current_state = 'waiting_for_dependencies';
+CREATE INDEX tasks_waiting_retry_idx ON tasker.tasks (priority DESC, created_at) WHERE current_state = 'waiting_for_retry';
 -- staleness detection scans tasks in its three eligible states by how long they have been there
 CREATE INDEX tasks_staleness_idx ON tasker.tasks (current_state, state_entered_at)
   WHERE current_state IN ('waiting_for_dependencies', 'waiting_for_retry', 'steps_in_process');

@@ -151,8 +151,13 @@ BEGIN
     INSERT INTO tasker.workflow_step_result_audit
       (workflow_step_uuid, workflow_step_transition_uuid, task_uuid, worker_uuid, correlation_id, success, execution_time_ms)
     SELECT p_step_uuid, v_transition, v_task_uuid, p_processor_uuid, t.correlation_id,
-           coalesce((p_results ->> 'success')::boolean, p_to = 'enqueued_for_orchestration'),
-           (p_results -> 'metadata' ->> 'execution_time_ms')::bigint
+           -- worker-supplied values: read only when they have the expected JSON type, so an odd
+           -- value costs the audit a field, never the result
+           CASE WHEN jsonb_typeof(p_results -> 'success') = 'boolean' THEN (p_results ->> 'success')::boolean
+                ELSE p_to = 'enqueued_for_orchestration' END,
+           CASE WHEN jsonb_typeof(p_results -> 'metadata' -> 'execution_time_ms') = 'number'
+                     AND abs((p_results -> 'metadata' ->> 'execution_time_ms')::numeric) < 9e18
+                THEN round((p_results -> 'metadata' ->> 'execution_time_ms')::numeric)::bigint END
     FROM tasker.tasks t WHERE t.task_uuid = v_task_uuid;
   END IF;
   RETURN true;
@@ -383,15 +388,19 @@ BEGIN
 END;
 $$;
 
--- Discovery (A §2.4) with real claims: candidates are tasks in a discoverable state (pending;
--- waiting_for_dependencies for at most 60 minutes; waiting_for_retry for at most 30 — older
--- ones are the staleness detector's), drawn from two index scans (highest base priority, and
--- oldest, whose age escalation may outrank it) of p_limit * 10 rows each. Kept: pending tasks and
--- tasks with a ready step. Ordered by computed priority = priority + 0.1 per hour of task age
--- (monotonic age escalation; the original's decay after one hour in state was discontinuous and
--- worked against escalation). Task rows are locked FOR UPDATE SKIP LOCKED one by one in that order
--- until p_limit are held: callers that overlap get disjoint sets, and the claim lasts until the
--- caller's transaction ends, which is where the caller transitions them.
+-- Discovery (A §2.4) with real claims. Candidates come from small index scans, each bounded by
+-- p_limit * 10 rows and each already filtered to tasks that may have work, so that no crowd of idle
+-- tasks can hide an eligible one:
+--   * pending tasks (always eligible): the highest base priorities, and the oldest (age escalation);
+--   * tasks waiting for a retry (for at most 30 minutes) that have a retry come due, found from
+--     their waiting steps;
+--   * tasks waiting for dependencies (for at most 60 minutes), by priority.
+-- Tasks longer in a waiting state are the staleness detector's. Candidates are visited in order of
+-- computed priority = priority + 0.1 per hour of task age (monotonic age escalation; the original's
+-- decay after one hour in state was discontinuous and worked against escalation); a waiting task is
+-- kept when it has a ready step and no failed one (execution status has_ready_steps). Kept rows
+-- are locked FOR UPDATE SKIP LOCKED until p_limit are held: callers that overlap get disjoint sets,
+-- and the claim lasts until the caller's transaction ends, which is where it transitions them.
 CREATE FUNCTION tasker.get_next_ready_tasks(p_limit integer DEFAULT 5)
 RETURNS TABLE (
   task_uuid uuid, task_name text, priority integer, namespace_name text, ready_steps_count integer,
@@ -406,13 +415,30 @@ BEGIN
   RETURN QUERY
   WITH candidate_rows AS MATERIALIZED (
     (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t
-     WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
+     WHERE t.current_state = 'pending'
      ORDER BY t.priority DESC, t.created_at
      LIMIT p_limit * 10)
     UNION
     (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t
-     WHERE t.current_state IN ('pending', 'waiting_for_dependencies', 'waiting_for_retry')
+     WHERE t.current_state = 'pending'
      ORDER BY t.created_at
+     LIMIT p_limit * 10)
+    UNION
+    (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t
+     WHERE t.current_state = 'waiting_for_retry' AND t.state_entered_at > clock_timestamp() - interval '30 minutes'
+       AND t.task_uuid IN (
+         -- a superset of the tasks with a due retry (no recorded backoff counts as due); the exact
+         -- readiness is asked below
+         SELECT ws.task_uuid FROM tasker.workflow_steps ws
+         WHERE ws.current_state = 'waiting_for_retry'
+           AND coalesce(ws.last_attempted_at + make_interval(secs => ws.backoff_request_seconds), '-infinity')
+               <= clock_timestamp())
+     ORDER BY t.priority DESC, t.created_at
+     LIMIT p_limit * 10)
+    UNION
+    (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t
+     WHERE t.current_state = 'waiting_for_dependencies' AND t.state_entered_at > clock_timestamp() - interval '60 minutes'
+     ORDER BY t.priority DESC, t.created_at
      LIMIT p_limit * 10)
   ), candidates AS MATERIALIZED (
     SELECT r.task_uuid, r.created_at, r.current_state, r.state_entered_at,
@@ -432,9 +458,8 @@ BEGIN
       FOR UPDATE SKIP LOCKED
     ) l
     WHERE c.current_state = 'pending'
-       OR (((c.current_state = 'waiting_for_dependencies' AND c.state_entered_at > clock_timestamp() - interval '60 minutes')
-            OR (c.current_state = 'waiting_for_retry' AND c.state_entered_at > clock_timestamp() - interval '30 minutes'))
-           AND e.ready > 0)
+       OR (e.ready > 0 AND NOT EXISTS (
+             SELECT 1 FROM tasker.workflow_steps f WHERE f.task_uuid = c.task_uuid AND f.current_state = 'error'))
     LIMIT p_limit
   )
   SELECT c.task_uuid, nt.name::text, c.priority, ns.name::text, c.ready,

@@ -73,6 +73,8 @@ export function computeBackoffSeconds(
       ms = policy.baseMs * fibonacci(attempts);
       break;
     case 'exponential':
+      // the first retry waits baseMs (the template's backoff_base_ms), then it grows; the original
+      // started at base × multiplier because its attempt counter was already incremented
       ms = policy.baseMs * policy.multiplier ** (attempts - 1);
       break;
   }

@@ -47,6 +47,27 @@ const KNOWN_FIELDS = new Set([
   'idempotency_key',
 ]);
 
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** An RFC 3339 timestamp with a zone, whose calendar fields are real (no 2024-02-30); else null. */
+function parseTimestamp(text: string): Date | null {
+  const match = RFC3339.exec(text);
+  if (!match) return null;
+  const [, year, month, day, hour, minute, second] = match.map(Number);
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) return null;
+  const calendar = new Date(
+    Date.UTC(year ?? 0, (month ?? 1) - 1, day ?? 0, hour ?? 0, minute ?? 0, second ?? 0),
+  );
+  const sameFields =
+    calendar.getUTCFullYear() === year &&
+    calendar.getUTCMonth() + 1 === month &&
+    calendar.getUTCDate() === day &&
+    calendar.getUTCHours() === hour &&
+    calendar.getUTCMinutes() === minute;
+  return sameFields ? date : null;
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -79,6 +100,9 @@ export function validateTaskRequest(input: unknown, limits: JsonLimits = JSON_LI
       issues.push({ field, message: `must be ${min}–${max} characters, got ${value.length}` });
     } else if (value.trim().length === 0) {
       issues.push({ field, message: 'must not be blank' });
+    } else if (value.includes('\u0000') || !value.isWellFormed()) {
+      // PostgreSQL text cannot hold NUL or lone surrogates
+      issues.push({ field, message: 'must be well-formed Unicode without the NUL character' });
     }
     return value;
   };
@@ -146,10 +170,10 @@ export function validateTaskRequest(input: unknown, limits: JsonLimits = JSON_LI
 
   let requestedAt: Date | null = null;
   if (input.requested_at !== undefined && input.requested_at !== null) {
-    const date = typeof input.requested_at === 'string' ? new Date(input.requested_at) : null;
-    // An invalid timestamp is an error, never 1970 (AUDIT S-11).
-    if (date === null || Number.isNaN(date.getTime())) {
-      issues.push({ field: 'requested_at', message: 'must be an ISO 8601 timestamp' });
+    // An invalid timestamp is an error, never 1970 or a guess (AUDIT S-11).
+    const date = typeof input.requested_at === 'string' ? parseTimestamp(input.requested_at) : null;
+    if (date === null) {
+      issues.push({ field: 'requested_at', message: 'must be an RFC 3339 timestamp with a time zone' });
     } else requestedAt = date;
   }
 

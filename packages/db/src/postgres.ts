@@ -54,6 +54,8 @@ class PostgresListenSession implements ListenSession {
   readonly #client: pg.Client;
   #closing = false;
   #ended = false;
+  #paused = false;
+  #commands = 0;
 
   private constructor(client: pg.Client) {
     this.#client = client;
@@ -92,19 +94,36 @@ class PostgresListenSession implements ListenSession {
 
   async listen(channel: string): Promise<void> {
     assertChannel(channel);
-    await this.#client.query(`LISTEN "${channel}"`);
+    await this.#command(`LISTEN "${channel}"`);
   }
 
   async unlisten(channel: string): Promise<void> {
     assertChannel(channel);
-    await this.#client.query(`UNLISTEN "${channel}"`);
+    await this.#command(`UNLISTEN "${channel}"`);
+  }
+
+  /**
+   * A paused socket would never read a command's reply: while a command is in flight the socket is
+   * read, and a pause asked for meanwhile takes effect when the last command is done.
+   */
+  async #command(sql: string): Promise<void> {
+    this.#commands++;
+    this.#client.connection.stream.resume();
+    try {
+      await this.#client.query(sql);
+    } finally {
+      this.#commands--;
+      if (this.#paused && this.#commands === 0) this.#client.connection.stream.pause();
+    }
   }
 
   pause(): void {
-    this.#client.connection.stream.pause();
+    this.#paused = true;
+    if (this.#commands === 0) this.#client.connection.stream.pause();
   }
 
   resume(): void {
+    this.#paused = false;
     this.#client.connection.stream.resume();
   }
 

@@ -128,14 +128,17 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_seq regclass;
 BEGIN
-  DELETE FROM pgmq.meta WHERE queue_name = p_queue RETURNING seq INTO v_seq;
+  SELECT seq INTO v_seq FROM pgmq.meta WHERE queue_name = p_queue FOR UPDATE;
   IF v_seq IS NULL THEN
     RETURN false;
   END IF;
+  -- First, because it waits for senders still in flight (they hold the sequence): the deletes below
+  -- then see their committed messages, and none is left behind for a re-created queue.
+  -- (regclass renders as a quoted, schema-qualified name of an existing sequence)
+  EXECUTE format('DROP SEQUENCE %s', v_seq);
+  DELETE FROM pgmq.meta WHERE queue_name = p_queue;
   DELETE FROM pgmq.messages WHERE queue_name = p_queue;
   DELETE FROM pgmq.archive WHERE queue_name = p_queue;
-  -- regclass renders as a quoted, schema-qualified name of an existing sequence
-  EXECUTE format('DROP SEQUENCE %s', v_seq);
   RETURN true;
 END;
 $$;

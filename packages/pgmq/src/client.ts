@@ -109,12 +109,15 @@ function seconds(name: string, value: number): number {
   return value;
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(value)}`);
+function positiveInteger(name: string, value: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new InvalidArgumentError(`${name} must be an integer from 1 to ${max}, got ${String(value)}`);
   }
   return value;
 }
+
+/** Most messages one read or pop may claim (the SQL takes an int4; a larger batch is a mistake). */
+const MAX_BATCH = 100_000;
 
 function messageIds(ids: number | readonly number[]): number[] {
   const list = typeof ids === 'number' ? [ids] : [...ids];
@@ -256,7 +259,7 @@ export class Pgmq {
       'visibilityTimeoutSeconds',
       options.visibilityTimeoutSeconds ?? this.#options.defaultVisibilityTimeoutSeconds,
     );
-    const limit = positiveInteger('limit', options.limit ?? 1);
+    const limit = positiveInteger('limit', options.limit ?? 1, MAX_BATCH);
     const rows = await this.#run<MessageRow>(queue, `SELECT ${MESSAGE_COLUMNS} FROM pgmq.read($1, $2, $3)`, [
       queue,
       vt,
@@ -289,7 +292,7 @@ export class Pgmq {
   /** Reads and deletes up to `limit` visible messages at once (at-most-once delivery). */
   async pop<T = unknown>(queue: string, limit = 1): Promise<QueueMessage<T>[]> {
     validateQueueName(queue);
-    positiveInteger('limit', limit);
+    positiveInteger('limit', limit, MAX_BATCH);
     const rows = await this.#run<MessageRow>(queue, `SELECT ${MESSAGE_COLUMNS} FROM pgmq.pop($1, $2)`, [
       queue,
       limit,
@@ -334,7 +337,7 @@ export class Pgmq {
       'visibilityTimeoutSeconds',
       options.visibilityTimeoutSeconds ?? this.#options.defaultVisibilityTimeoutSeconds,
     );
-    const limit = positiveInteger('limit', options.limit ?? 1);
+    const limit = positiveInteger('limit', options.limit ?? 1, MAX_BATCH);
     const rows = await this.#run<MessageRow>(
       queue,
       `SELECT ${MESSAGE_COLUMNS} FROM pgmq.archive_and_read($1, $2::bigint[], $3, $4)`,

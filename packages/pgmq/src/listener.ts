@@ -175,11 +175,24 @@ export class PgmqListener {
     }
   }
 
-  /** Opens the connection; rejects when the first attempt fails. Later losses are retried. */
+  /**
+   * Opens the connection; rejects when the first attempt fails. After a loss, it reconnects at once
+   * instead of waiting for the backoff timer, and does not reject: failures keep being retried.
+   */
   async start(): Promise<void> {
     if (this.#closed) throw new NotConnectedError('the listener is closed');
     if (this.#session) return;
-    this.#connecting ??= this.#connect().finally(() => {
+    if (this.#connecting) {
+      await this.#connecting;
+      return;
+    }
+    if (this.#reconnectTimer) {
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = null;
+      await this.#reconnect();
+      return;
+    }
+    this.#connecting = this.#connect().finally(() => {
       this.#connecting = null;
     });
     await this.#connecting;
@@ -270,7 +283,8 @@ export class PgmqListener {
       await session.close();
       throw error;
     }
-    if (this.#closed) {
+    // closed meanwhile, or another attempt won: one LISTEN connection per listener
+    if (this.#closed || this.#session) {
       await session.close();
       return;
     }
@@ -294,22 +308,28 @@ export class PgmqListener {
     this.#attempt++;
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
-      this.#connecting = this.#connect()
-        .then(() => {
-          if (this.#closed) return;
-          this.#stats.reconnects++;
-          this.#inbound.push('reconnected');
-          this.#drain();
-        })
-        .catch((error: unknown) => {
-          this.#stats.connectionErrors++;
-          this.#report(error);
-          this.#scheduleReconnect();
-        })
-        .finally(() => {
-          this.#connecting = null;
-        });
+      void this.#reconnect();
     }, delay);
+  }
+
+  /** One reconnect attempt: on success every subscription hears `reconnected`; on failure, another later. */
+  #reconnect(): Promise<void> {
+    this.#connecting = this.#connect()
+      .then(() => {
+        if (this.#closed) return;
+        this.#stats.reconnects++;
+        this.#inbound.push('reconnected');
+        this.#drain();
+      })
+      .catch((error: unknown) => {
+        this.#stats.connectionErrors++;
+        this.#report(error);
+        this.#scheduleReconnect();
+      })
+      .finally(() => {
+        this.#connecting = null;
+      });
+    return this.#connecting;
   }
 
   #receive(notification: Notification): void {

@@ -214,6 +214,79 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('reconnects at once for a subscription made while waiting to reconnect, on one connection', {
+      skip: backend === 'pglite' ? 'PGlite runs in-process: there is no connection to lose' : false,
+    }, async () => {
+      const patient = new PgmqListener(f.db, {
+        reconnectInitialDelayMs: 600_000,
+        reconnectMaxDelayMs: 600_000,
+      });
+      await patient.start();
+      const first = await patient.subscribeQueue('worker_orders_queue');
+      try {
+        await f.db.query('SELECT pg_terminate_backend($1)', [patient.processId]);
+        await eventually(async () => (patient.connected ? undefined : true));
+        // the backoff timer would wait ten minutes; subscribing reconnects now
+        const second = await withTimeout(patient.subscribeQueue('worker_billing_queue'), 'subscribing');
+        assert.equal(patient.connected, true);
+        const { rows } = await f.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'`,
+        );
+        assert.equal(rows[0]?.n, 1, 'one LISTEN connection');
+        const id = await f.pgmq.send('worker_billing_queue', 'once');
+        const items: ListenerItem[] = [];
+        const marker = await f.pgmq.send('worker_billing_queue', 'marker');
+        for (;;) {
+          const [item] = await take(second, 1);
+          if (item === undefined) break;
+          items.push(item);
+          if (item.type === 'message_with_payload' && item.msgId === marker) break;
+        }
+        assert.deepEqual(
+          items
+            .filter((item) => item.type === 'message_with_payload')
+            .map((item) => item.type === 'message_with_payload' && item.msgId),
+          [id, marker],
+        );
+        second.close();
+        await f.pgmq.purgeQueue('worker_billing_queue');
+      } finally {
+        first.close();
+        await patient.close();
+      }
+    });
+
+    it('subscribes while paused by a slow consumer', async () => {
+      const slow = new PgmqListener(f.db, { subscriberBufferSize: 1, inboundBufferSize: 2 });
+      await slow.start();
+      const orders = await slow.subscribeQueue('worker_orders_queue');
+      try {
+        const ids = await f.db.transaction(async (tx) => {
+          const sent: number[] = [];
+          for (let n = 0; n < 10; n++) sent.push(await f.pgmq.using(tx).send('worker_orders_queue', { n }));
+          return sent;
+        });
+        // nothing consumed yet: the listener is holding back
+        const billing = await withTimeout(
+          slow.subscribeQueue('worker_billing_queue'),
+          'subscribing while paused',
+        );
+        const events = await take(orders, 10);
+        assert.deepEqual(
+          events.map((event) => event.type === 'message_with_payload' && event.msgId),
+          ids,
+        );
+        const id = await f.pgmq.send('worker_billing_queue', 'after');
+        const [event] = await take(billing, 1);
+        assert.deepEqual(event?.type === 'message_with_payload' && event.msgId, id);
+        await f.pgmq.purgeQueue('worker_orders_queue');
+        await f.pgmq.purgeQueue('worker_billing_queue');
+      } finally {
+        await slow.close();
+      }
+    });
+
     it('rejects bad names and use after close', async () => {
       await assert.rejects(listener.subscribeQueue(';DROP TABLE x'), { code: 'INVALID_QUEUE_NAME' });
       await assert.rejects(listener.subscribeChannel('a-b'), { code: 'INVALID_CHANNEL' });

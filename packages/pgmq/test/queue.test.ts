@@ -464,6 +464,39 @@ for (const backend of BACKENDS) {
       assert.equal((await q.metrics(queue)).totalSent, 0, 'a re-created queue starts counting afresh');
     });
 
+    it('drops a queue cleanly while a send is in flight', {
+      skip: backend === 'pglite' ? 'PGlite runs one transaction at a time' : false,
+    }, async () => {
+      const queue = await freshQueue('race');
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let signalSent: () => void = () => undefined;
+      const sent = new Promise<void>((resolve) => {
+        signalSent = resolve;
+      });
+      const sending = f.db.transaction(async (tx) => {
+        await q.using(tx).send(queue, 'in flight');
+        signalSent();
+        await held;
+      });
+      await sent;
+      const dropping = q.dropQueue(queue);
+      // the drop waits for the sender; let the sender commit
+      release();
+      await sending;
+      assert.equal(await dropping, true);
+      const leftovers = await f.db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pgmq.messages WHERE queue_name = $1',
+        [queue],
+      );
+      assert.equal(leftovers.rows[0]?.n, 0);
+      await q.createQueue(queue);
+      assert.deepEqual(await q.read(queue), []);
+      assert.equal(await q.send(queue, 'fresh'), 1);
+    });
+
     it('cleans up the archive by age, in batches', async () => {
       const queue = await freshQueue();
       const ids = await q.sendBatch(queue, [1, 2, 3, 4, 5]);
@@ -487,6 +520,8 @@ for (const backend of BACKENDS) {
       await assert.rejects(q.send(queue, 1, { delaySeconds: Number.NaN }), InvalidArgumentError);
       await assert.rejects(q.send(queue, undefined), InvalidArgumentError);
       await assert.rejects(q.read(queue, { limit: 0 }), InvalidArgumentError);
+      await assert.rejects(q.read(queue, { limit: 2 ** 31 }), InvalidArgumentError);
+      await assert.rejects(q.pop(queue, 100_001), InvalidArgumentError);
       await assert.rejects(q.read(queue, { visibilityTimeoutSeconds: -5 }), InvalidArgumentError);
       await assert.rejects(q.archive(queue, [0]), InvalidArgumentError);
       await assert.rejects(f.db.query('SELECT * FROM pgmq.read($1, -1, 1)', [queue]), { code: 'TQ003' });
