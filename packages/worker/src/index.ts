@@ -1,0 +1,47 @@
+/**
+ * `@tasker/worker`: the step handler SDK — handlers (class and functional), the step context, results,
+ * errors and their classification, the handler registry and resolvers, and `executeHandler`.
+ */
+export { StepContext, type StepContextData } from './context.ts';
+export { type DefineHandlerOptions, defineHandler, type HandlerArgs } from './define.ts';
+export {
+  classifyError,
+  ERROR_TYPES,
+  type ErrorClassification,
+  HandlerNotFoundError,
+  HandlerTimeoutError,
+  MissingInputError,
+  PermanentError,
+  type PermanentErrorOptions,
+  RetryableError,
+  type RetryableErrorOptions,
+} from './errors.ts';
+export { type ExecutableStep, type ExecuteOptions, executeHandler } from './execute.ts';
+export { type HandlerReturn, StepHandler, type StepHandlerClass } from './handler.ts';
+export {
+  type HandlerEntry,
+  HandlerRegistry,
+  type HandlerRegistryOptions,
+  type HandlerResolver,
+  type HandlerSpec,
+  parseModuleCallable,
+  type ResolvedHandler,
+} from './registry.ts';
+export {
+  BACKOFF_HINT_TYPES,
+  type BackoffHint,
+  type BackoffHintType,
+  type FailureDetails,
+  type FailureResultInput,
+  failureResult,
+  type OrchestrationMetadata,
+  parseStepExecutionResult,
+  STEP_RESULT_STATUSES,
+  type StepExecutionError,
+  type StepExecutionMetadata,
+  type StepExecutionResult,
+  StepHandlerResult,
+  type StepResultStatus,
+  type SuccessResultInput,
+  successResult,
+} from './results.ts';
