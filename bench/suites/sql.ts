@@ -48,7 +48,7 @@ export async function seedForTools(db: Database, tasks: number): Promise<void> {
   );
   await db.exec(`
     INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, current_state, attempts,
-                                       processed, in_process, last_attempted_at, backoff_request_seconds)
+                                       processed, in_process, last_attempted_at, backoff_request_seconds, next_retry_at)
     SELECT tasker.uuid_generate_v7(), t.task_uuid, ns.named_step_uuid,
            CASE
              WHEN t.current_state = 'complete' THEN 'complete'
@@ -62,7 +62,8 @@ export async function seedForTools(db: Database, tasks: number): Promise<void> {
            t.current_state = 'complete' OR (ns.name = 's1' AND t.current_state NOT IN ('pending', 'waiting_for_retry')),
            ns.name = 's2' AND t.current_state = 'steps_in_process',
            CASE WHEN t.current_state <> 'pending' THEN now() - interval '1 minute' END,
-           CASE WHEN t.current_state = 'waiting_for_retry' AND ns.name = 's1' THEN 3600 END
+           CASE WHEN t.current_state = 'waiting_for_retry' AND ns.name = 's1' THEN 3600 END,
+           CASE WHEN t.current_state = 'waiting_for_retry' AND ns.name = 's1' THEN now() + interval '59 minutes' END
     FROM tasker.tasks t CROSS JOIN tasker.named_steps ns
     WHERE ns.name IN ('s1', 's2', 's3', 's4');
 

@@ -122,6 +122,10 @@ CREATE TABLE tasker.workflow_steps (
   last_attempted_at       timestamptz,
   -- delay before the next retry, from last_attempted_at (server-requested delays included)
   backoff_request_seconds integer CHECK (backoff_request_seconds >= 0),
+  -- when a retry comes due: last_attempted_at + backoff_request_seconds, written with them by
+  -- set_step_backoff and on entering waiting_for_retry (now, when no backoff was recorded), so that
+  -- due retries are found by index (discovery, retry timers)
+  next_retry_at           timestamptz,
   inputs                  jsonb,
   results                 jsonb,
   priority                integer NOT NULL DEFAULT 0,
@@ -132,8 +136,8 @@ CREATE TABLE tasker.workflow_steps (
   UNIQUE (task_uuid, named_step_uuid)
 );
 -- readiness and per-task lookups: every step of a task (the unique key above leads with task_uuid)
--- retries woken by a timer: the (few) steps waiting for retry, whose due time the timer computes
-CREATE INDEX workflow_steps_waiting_retry_idx ON tasker.workflow_steps (last_attempted_at)
+-- retries: the steps waiting for retry by the time they come due (discovery, retry timers)
+CREATE INDEX workflow_steps_retry_due_idx ON tasker.workflow_steps (next_retry_at)
   WHERE current_state = 'waiting_for_retry';
 -- staleness of running batch workers is judged by their checkpoint
 CREATE INDEX workflow_steps_checkpoint_idx ON tasker.workflow_steps (task_uuid) WHERE checkpoint IS NOT NULL;

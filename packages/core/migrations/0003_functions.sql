@@ -131,6 +131,11 @@ BEGIN
                       WHEN p_event = 'reset_for_retry' THEN 0 ELSE attempts END,
       last_attempted_at = CASE WHEN p_to = 'in_progress' THEN clock_timestamp() ELSE last_attempted_at END,
       backoff_request_seconds = CASE WHEN p_event = 'reset_for_retry' THEN NULL ELSE backoff_request_seconds END,
+      -- entering waiting_for_retry always records when the retry comes due (now, without a backoff)
+      next_retry_at = CASE WHEN p_event = 'reset_for_retry' THEN NULL
+                           WHEN p_to = 'waiting_for_retry' THEN
+                             coalesce(last_attempted_at + make_interval(secs => backoff_request_seconds), clock_timestamp())
+                           ELSE next_retry_at END,
       results = CASE WHEN p_to IN ('enqueued_for_orchestration', 'enqueued_as_error_for_orchestration', 'complete')
                      THEN coalesce(p_results, results) ELSE results END
   WHERE workflow_step_uuid = p_step_uuid AND current_state = p_from
@@ -189,7 +194,8 @@ BEGIN
     RAISE EXCEPTION 'backoff seconds must be >= 0' USING ERRCODE = 'TK003';
   END IF;
   UPDATE tasker.workflow_steps
-  SET backoff_request_seconds = p_seconds, last_attempted_at = clock_timestamp(), updated_at = clock_timestamp()
+  SET backoff_request_seconds = p_seconds, last_attempted_at = clock_timestamp(),
+      next_retry_at = clock_timestamp() + make_interval(secs => p_seconds), updated_at = clock_timestamp()
   WHERE workflow_step_uuid = p_step_uuid;
   RETURN FOUND;
 END;
@@ -424,16 +430,14 @@ BEGIN
      ORDER BY t.created_at
      LIMIT p_limit * 10)
     UNION
-    (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t
-     WHERE t.current_state = 'waiting_for_retry' AND t.state_entered_at > clock_timestamp() - interval '30 minutes'
-       AND t.task_uuid IN (
-         -- a superset of the tasks with a due retry (no recorded backoff counts as due); the exact
-         -- readiness is asked below
-         SELECT ws.task_uuid FROM tasker.workflow_steps ws
-         WHERE ws.current_state = 'waiting_for_retry'
-           AND coalesce(ws.last_attempted_at + make_interval(secs => ws.backoff_request_seconds), '-infinity')
-               <= clock_timestamp())
-     ORDER BY t.priority DESC, t.created_at
+    -- steps whose retry has come due, from the due-time index, of tasks recently waiting: a
+    -- superset of the tasks with a ready retry (exact readiness below)
+    (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority
+     FROM tasker.workflow_steps ws
+     JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+     -- statement_timestamp(), not clock_timestamp(): a volatile bound cannot drive an index scan
+     WHERE ws.current_state = 'waiting_for_retry' AND ws.next_retry_at <= statement_timestamp()
+       AND t.current_state = 'waiting_for_retry' AND t.state_entered_at > clock_timestamp() - interval '30 minutes'
      LIMIT p_limit * 10)
     UNION
     (SELECT t.task_uuid, t.created_at, t.current_state, t.state_entered_at, t.priority FROM tasker.tasks t

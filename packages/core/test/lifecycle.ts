@@ -432,7 +432,8 @@ export class LifecycleTask {
     const uuid = this.stepUuid(name);
     await this.db.query(
       `UPDATE tasker.workflow_steps
-       SET last_attempted_at = now() - (coalesce(backoff_request_seconds, 0) + 3600) * interval '1 second'
+       SET last_attempted_at = now() - (coalesce(backoff_request_seconds, 0) + 3600) * interval '1 second',
+           next_retry_at = now() - interval '3600 seconds'
        WHERE workflow_step_uuid = $1`,
       [uuid],
     );
@@ -446,7 +447,10 @@ export class LifecycleTask {
   /** Makes the step's backoff end an hour from now, whatever its length. */
   async holdBackoff(name: string): Promise<void> {
     await this.db.query(
-      `UPDATE tasker.workflow_steps SET last_attempted_at = now() + interval '1 hour' WHERE workflow_step_uuid = $1`,
+      `UPDATE tasker.workflow_steps
+       SET last_attempted_at = now() + interval '1 hour',
+           next_retry_at = now() + interval '1 hour' + coalesce(backoff_request_seconds, 0) * interval '1 second'
+       WHERE workflow_step_uuid = $1`,
       [this.stepUuid(name)],
     );
   }
