@@ -94,6 +94,27 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await discovered(), [ok.uuid]);
     });
 
+    it('records when a retry comes due, and forgets it on reset', async () => {
+      const task = await manager.createTask(linear, { due: 'recorded' });
+      await startTask(task);
+      await task.failStep('linear_step_1', { retryable: true, backoffSeconds: 60 });
+      const due = async () =>
+        (
+          await t.db.query<{ next_retry_at: Date | null; expected: Date | null }>(
+            `SELECT next_retry_at, last_attempted_at + make_interval(secs => backoff_request_seconds) AS expected
+             FROM tasker.workflow_steps WHERE workflow_step_uuid = $1`,
+            [task.stepUuid('linear_step_1')],
+          )
+        ).rows[0];
+      const recorded = await due();
+      assert.ok(recorded?.next_retry_at);
+      assert.equal(recorded.next_retry_at.getTime(), recorded.expected?.getTime());
+      await task.retryStep('linear_step_1');
+      await task.failStep('linear_step_1', { retryable: false });
+      await task.resetForRetry('linear_step_1');
+      assert.equal((await due())?.next_retry_at, null);
+    });
+
     it('orders by priority, then age, and honours the limit', async () => {
       const low = await manager.createTask(linear, { p: 'low' }, { request: { priority: 1 } });
       const high = await manager.createTask(linear, { p: 'high' }, { request: { priority: 50 } });
