@@ -2,6 +2,7 @@
  * `@tasker/worker`: the step handler SDK — handlers (class and functional), the step context, results,
  * errors and their classification, the handler registry and resolvers, and `executeHandler`.
  */
+export { type ClaimedStep, parseClaimedStep } from './claim.ts';
 export { StepContext, type StepContextData } from './context.ts';
 export { type DefineHandlerOptions, defineHandler, type HandlerArgs } from './define.ts';
 export {
