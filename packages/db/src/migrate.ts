@@ -27,7 +27,8 @@ const FILE_PATTERN = /^\d{4}_[a-z0-9_]+\.sql$/;
 const MIGRATION_LOCK_KEY = 7_262_000_001;
 
 export async function loadMigrationSet(set: MigrationSet): Promise<MigrationFile[]> {
-  const entries = (await readdir(set.directory)).filter((name) => name.endsWith('.sql')).sort();
+  // every SQL file counts (.SQL too), so a misnamed one is refused rather than silently skipped
+  const entries = (await readdir(set.directory)).filter((name) => name.toLowerCase().endsWith('.sql')).sort();
   const files: MigrationFile[] = [];
   for (const name of entries) {
     if (!FILE_PATTERN.test(name)) {

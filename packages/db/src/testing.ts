@@ -82,19 +82,28 @@ export async function createTestDatabase(
     await admin.close();
   }
   const url = withDatabase(serverUrl(), name);
-  const db = createPostgresDatabase({
-    url,
-    pool: { max: options.poolMax ?? 10 },
-    ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
-  });
-  const dispose = async () => {
-    await db.close();
+  const drop = async () => {
     const dropper = createPostgresDatabase({ url: serverUrl(), pool: { max: 1 } });
     try {
       await dropper.exec(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     } finally {
       await dropper.close();
     }
+  };
+  let db: Database;
+  try {
+    db = createPostgresDatabase({
+      url,
+      pool: { max: options.poolMax ?? 10 },
+      ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
+    });
+  } catch (error) {
+    await drop();
+    throw error;
+  }
+  const dispose = async () => {
+    await db.close();
+    await drop();
   };
   if (options.migrations) {
     try {

@@ -234,7 +234,15 @@ for (const backend of BACKENDS) {
     });
 
     it('rejects a badly named file before applying anything', async () => {
-      for (const bad of ['1_b.sql', '0002-b.sql', '0002_B.sql', '00002_b.sql', '0002_.sql', '0002_b c.sql']) {
+      for (const bad of [
+        '1_b.sql',
+        '0002-b.sql',
+        '0002_B.sql',
+        '00002_b.sql',
+        '0002_.sql',
+        '0002_b c.sql',
+        '0002_b.SQL',
+      ]) {
         const directory = await migrationDirectory({
           '0001_a.sql': 'CREATE TABLE badname_a (id int);',
           [bad]: 'CREATE TABLE badname_b (id int);',
