@@ -515,6 +515,58 @@ LANGUAGE sql STABLE AS $$
   ) sc
 $$;
 
+-- The steps of the tasks created since p_since (default: 24 hours), optionally of one template,
+-- with their names and duration (from the step's creation to its current state, which for a
+-- finished step is its completion or failure). The shared base of the four "slowest" functions;
+-- a plain SQL function, inlined into each.
+CREATE FUNCTION tasker.analytics_steps(
+  p_since timestamptz, p_namespace_name text, p_task_name text, p_version text
+) RETURNS TABLE (
+  namespace_name text, task_name text, version text, task_uuid uuid, task_created_at timestamptz,
+  initiator text, source_system text, workflow_step_uuid uuid, step_name text, current_state text,
+  attempts integer, retryable boolean, created_at timestamptz, state_entered_at timestamptz, seconds numeric
+)
+LANGUAGE sql STABLE AS $$
+  SELECT ns.name::text, nt.name::text, nt.version::text, t.task_uuid, t.created_at, t.initiator::text,
+         t.source_system::text, ws.workflow_step_uuid, nst.name::text, ws.current_state::text, ws.attempts,
+         ws.retryable, ws.created_at, ws.state_entered_at, extract(epoch FROM ws.state_entered_at - ws.created_at)
+  FROM tasker.tasks t
+  JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+  JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
+  JOIN tasker.workflow_steps ws ON ws.task_uuid = t.task_uuid
+  JOIN tasker.named_steps nst ON nst.named_step_uuid = ws.named_step_uuid
+  WHERE t.created_at > coalesce(p_since, now() - interval '24 hours')
+    AND (p_namespace_name IS NULL OR ns.name = p_namespace_name)
+    AND (p_task_name IS NULL OR nt.name = p_task_name)
+    AND (p_version IS NULL OR nt.version = p_version)
+$$;
+
+-- Per task of analytics_steps: duration from the task's creation to its latest step completion or
+-- failure, with its step, completed-step and error-step counts (tasks with a finished step only).
+CREATE FUNCTION tasker.analytics_task_finishes(
+  p_since timestamptz, p_namespace_name text, p_task_name text, p_version text
+) RETURNS TABLE (
+  task_uuid uuid, namespace_name text, task_name text, version text, created_at timestamptz,
+  initiator text, source_system text, latest_finish timestamptz, seconds numeric,
+  step_count bigint, completed_steps bigint, error_steps bigint
+)
+LANGUAGE sql STABLE AS $$
+  SELECT f.task_uuid, f.namespace_name, f.task_name, f.version, f.created_at, f.initiator, f.source_system,
+         f.latest_finish, extract(epoch FROM f.latest_finish - f.created_at), f.step_count, f.completed_steps,
+         f.error_steps
+  FROM (
+    SELECT s.task_uuid, s.namespace_name, s.task_name, s.version, s.task_created_at AS created_at, s.initiator,
+           s.source_system,
+           max(s.state_entered_at) FILTER (WHERE s.current_state IN ('complete', 'error')) AS latest_finish,
+           count(*) AS step_count,
+           count(*) FILTER (WHERE s.current_state = 'complete') AS completed_steps,
+           count(*) FILTER (WHERE s.current_state = 'error') AS error_steps
+    FROM tasker.analytics_steps(p_since, p_namespace_name, p_task_name, p_version) s
+    GROUP BY s.task_uuid, s.namespace_name, s.task_name, s.version, s.task_created_at, s.initiator, s.source_system
+  ) f
+  WHERE f.latest_finish IS NOT NULL
+$$;
+
 -- The slowest completed steps of tasks created since p_since (default: 24 hours): duration from
 -- the step's creation to its completion (> 0 only), longest first; optional template filters.
 CREATE FUNCTION tasker.get_slowest_steps(
@@ -526,22 +578,11 @@ CREATE FUNCTION tasker.get_slowest_steps(
   completed_at timestamptz, retryable boolean, step_status text
 )
 LANGUAGE sql STABLE AS $$
-  SELECT ws.workflow_step_uuid, ws.task_uuid, nst.name::text, nt.name::text, ns.name::text, nt.version::text,
-         round(d.seconds, 3), ws.attempts, ws.created_at, ws.state_entered_at, ws.retryable,
-         ws.current_state::text
-  FROM tasker.tasks t
-  JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-  JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-  JOIN tasker.workflow_steps ws ON ws.task_uuid = t.task_uuid
-  JOIN tasker.named_steps nst ON nst.named_step_uuid = ws.named_step_uuid
-  CROSS JOIN LATERAL (SELECT extract(epoch FROM ws.state_entered_at - ws.created_at) AS seconds) d
-  WHERE t.created_at > coalesce(p_since, now() - interval '24 hours')
-    AND ws.current_state = 'complete'
-    AND d.seconds > 0
-    AND (p_namespace_name IS NULL OR ns.name = p_namespace_name)
-    AND (p_task_name IS NULL OR nt.name = p_task_name)
-    AND (p_version IS NULL OR nt.version = p_version)
-  ORDER BY d.seconds DESC, ws.workflow_step_uuid
+  SELECT s.workflow_step_uuid, s.task_uuid, s.step_name, s.task_name, s.namespace_name, s.version,
+         round(s.seconds, 3), s.attempts, s.created_at, s.state_entered_at, s.retryable, s.current_state
+  FROM tasker.analytics_steps(p_since, p_namespace_name, p_task_name, p_version) s
+  WHERE s.current_state = 'complete' AND s.seconds > 0
+  ORDER BY s.seconds DESC, s.workflow_step_uuid
   LIMIT coalesce(p_limit, 10)
 $$;
 
@@ -557,30 +598,12 @@ CREATE FUNCTION tasker.get_slowest_tasks(
   completed_at timestamptz, initiator text, source_system text
 )
 LANGUAGE sql STABLE AS $$
-  SELECT e.task_uuid, e.task_name, e.namespace_name, e.version,
-         round(extract(epoch FROM e.latest_finish - e.created_at), 3),
+  SELECT e.task_uuid, e.task_name, e.namespace_name, e.version, round(e.seconds, 3),
          e.step_count, e.completed_steps, e.error_steps, e.created_at, e.latest_finish,
          e.initiator, e.source_system
-  FROM (
-    SELECT t.task_uuid, nt.name::text AS task_name, ns.name::text AS namespace_name,
-           nt.version::text AS version, t.created_at, t.initiator::text AS initiator,
-           t.source_system::text AS source_system,
-           max(ws.state_entered_at) FILTER (WHERE ws.current_state IN ('complete', 'error')) AS latest_finish,
-           count(ws.workflow_step_uuid) AS step_count,
-           count(*) FILTER (WHERE ws.current_state = 'complete') AS completed_steps,
-           count(*) FILTER (WHERE ws.current_state = 'error') AS error_steps
-    FROM tasker.tasks t
-    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-    JOIN tasker.workflow_steps ws ON ws.task_uuid = t.task_uuid
-    WHERE t.created_at > coalesce(p_since, now() - interval '24 hours')
-      AND (p_namespace_name IS NULL OR ns.name = p_namespace_name)
-      AND (p_task_name IS NULL OR nt.name = p_task_name)
-      AND (p_version IS NULL OR nt.version = p_version)
-    GROUP BY t.task_uuid, nt.name, ns.name, nt.version, t.created_at, t.initiator, t.source_system
-  ) e
-  WHERE e.latest_finish > e.created_at
-  ORDER BY e.latest_finish - e.created_at DESC, e.task_uuid
+  FROM tasker.analytics_task_finishes(p_since, p_namespace_name, p_task_name, p_version) e
+  WHERE e.seconds > 0
+  ORDER BY e.seconds DESC, e.task_uuid
   LIMIT coalesce(p_limit, 10)
 $$;
 
@@ -598,26 +621,16 @@ CREATE FUNCTION tasker.get_slowest_steps_aggregated(
   error_count bigint, error_rate numeric, last_executed_at timestamptz
 )
 LANGUAGE sql STABLE AS $$
-  SELECT ns.name::text, nt.name::text, nt.version::text, nst.name::text,
-         round(avg(d.seconds), 3), round(max(d.seconds), 3), count(*),
-         count(*) FILTER (WHERE ws.current_state = 'error'),
-         round(count(*) FILTER (WHERE ws.current_state = 'error')::numeric / count(*), 4),
-         max(ws.state_entered_at)
-  FROM tasker.tasks t
-  JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-  JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-  JOIN tasker.workflow_steps ws ON ws.task_uuid = t.task_uuid
-  JOIN tasker.named_steps nst ON nst.named_step_uuid = ws.named_step_uuid
-  CROSS JOIN LATERAL (SELECT extract(epoch FROM ws.state_entered_at - ws.created_at) AS seconds) d
-  WHERE t.created_at > coalesce(p_since, now() - interval '24 hours')
-    AND ws.current_state IN ('complete', 'error')
-    AND d.seconds > 0
-    AND (p_namespace_name IS NULL OR ns.name = p_namespace_name)
-    AND (p_task_name IS NULL OR nt.name = p_task_name)
-    AND (p_version IS NULL OR nt.version = p_version)
-  GROUP BY ns.name, nt.name, nt.version, nst.name
+  SELECT s.namespace_name, s.task_name, s.version, s.step_name,
+         round(avg(s.seconds), 3), round(max(s.seconds), 3), count(*),
+         count(*) FILTER (WHERE s.current_state = 'error'),
+         round(count(*) FILTER (WHERE s.current_state = 'error')::numeric / count(*), 4),
+         max(s.state_entered_at)
+  FROM tasker.analytics_steps(p_since, p_namespace_name, p_task_name, p_version) s
+  WHERE s.current_state IN ('complete', 'error') AND s.seconds > 0
+  GROUP BY s.namespace_name, s.task_name, s.version, s.step_name
   HAVING count(*) >= coalesce(p_min_executions, 5)
-  ORDER BY avg(d.seconds) DESC, ns.name, nt.name, nt.version, nst.name
+  ORDER BY avg(s.seconds) DESC, s.namespace_name, s.task_name, s.version, s.step_name
   LIMIT coalesce(p_limit, 10)
 $$;
 
@@ -641,23 +654,7 @@ LANGUAGE sql STABLE AS $$
          count(*) FILTER (WHERE e.error_steps > 0),
          round(count(*) FILTER (WHERE e.error_steps > 0)::numeric / count(*), 4),
          max(e.latest_finish)
-  FROM (
-    SELECT ns.name::text AS namespace_name, nt.name::text AS task_name, nt.version::text AS version,
-           extract(epoch FROM max(ws.state_entered_at) FILTER (WHERE ws.current_state IN ('complete', 'error'))
-                              - t.created_at) AS seconds,
-           max(ws.state_entered_at) FILTER (WHERE ws.current_state IN ('complete', 'error')) AS latest_finish,
-           count(ws.workflow_step_uuid) AS step_count,
-           count(*) FILTER (WHERE ws.current_state = 'error') AS error_steps
-    FROM tasker.tasks t
-    JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-    JOIN tasker.task_namespaces ns ON ns.task_namespace_uuid = nt.task_namespace_uuid
-    JOIN tasker.workflow_steps ws ON ws.task_uuid = t.task_uuid
-    WHERE t.created_at > coalesce(p_since, now() - interval '24 hours')
-      AND (p_namespace_name IS NULL OR ns.name = p_namespace_name)
-      AND (p_task_name IS NULL OR nt.name = p_task_name)
-      AND (p_version IS NULL OR nt.version = p_version)
-    GROUP BY t.task_uuid, ns.name, nt.name, nt.version, t.created_at
-  ) e
+  FROM tasker.analytics_task_finishes(p_since, p_namespace_name, p_task_name, p_version) e
   WHERE e.seconds > 0
   GROUP BY e.namespace_name, e.task_name, e.version
   HAVING count(*) >= coalesce(p_min_executions, 5)
