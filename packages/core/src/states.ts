@@ -180,6 +180,7 @@ export const TASK_EVENTS = [
   'fail',
   'staleness_timeout',
   'resume',
+  'steps_in_flight',
 ] as const;
 export type TaskEvent = (typeof TASK_EVENTS)[number];
 
@@ -224,6 +225,12 @@ export const TASK_TRANSITIONS: readonly TaskTransitionRule[] = Object.freeze([
   { from: 'evaluating_results', event: 'ready_steps_found', to: 'enqueuing_steps' },
   { from: 'evaluating_results', event: 'no_dependencies_ready', to: 'waiting_for_dependencies' },
   { from: 'evaluating_results', event: 'permanent_failure', to: 'blocked_by_failures' },
+  // ADDED (0006): results were applied but other steps still run; the original had no way back and
+  // left such tasks in evaluating_results, which staleness detection does not watch.
+  { from: 'evaluating_results', event: 'steps_in_flight', to: 'steps_in_process' },
+  // ADDED (0006): nothing runs and the only work left is a step waiting for its retry; discovery's
+  // due-retry branch looks at waiting_for_retry tasks.
+  { from: 'evaluating_results', event: 'step_failed', to: 'waiting_for_retry' },
 
   { from: 'waiting_for_dependencies', event: 'dependencies_ready', to: 'evaluating_results' },
   // ADDED: staleness detector (see steps_in_process).
@@ -278,6 +285,7 @@ export const STEP_EVENTS = [
   'cancel',
   'complete_manually',
   'resolve_manually',
+  'reclaim',
 ] as const;
 export type StepEvent = (typeof STEP_EVENTS)[number];
 
@@ -318,6 +326,9 @@ export const STEP_TRANSITIONS: readonly StepTransitionRule[] = Object.freeze([
   { from: 'in_progress', event: 'wait_for_retry', to: 'waiting_for_retry' },
   { from: 'in_progress', event: 'complete', to: 'complete' }, // legacy
   { from: 'in_progress', event: 'fail', to: 'error' },
+  // ADDED (0006): a worker takes over a step whose previous worker's lease (its message's visibility
+  // timeout) ran out without a result; attempts + 1 like any claim.
+  { from: 'in_progress', event: 'reclaim', to: 'in_progress' },
 
   { from: 'enqueued_for_orchestration', event: 'complete', to: 'complete' },
   { from: 'enqueued_for_orchestration', event: 'fail', to: 'error' },

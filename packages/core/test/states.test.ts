@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { InvalidTransitionError, TaskerError } from '../src/errors.ts';
 import {
@@ -62,6 +62,8 @@ const EXPECTED_TASK_ROWS: readonly string[] = [
   'evaluating_results       ready_steps_found     enqueuing_steps           -',
   'evaluating_results       no_dependencies_ready waiting_for_dependencies  task.awaiting_dependencies',
   'evaluating_results       permanent_failure     blocked_by_failures       task.blocked_by_failures',
+  'evaluating_results       steps_in_flight       steps_in_process          -', // ADDED (0006)
+  'evaluating_results       step_failed           waiting_for_retry         task.retry_backoff_started', // ADDED (0006)
   'waiting_for_dependencies dependencies_ready    evaluating_results        task.dependencies_satisfied',
   'waiting_for_dependencies staleness_timeout     error                     task.failed', // ADDED
   'waiting_for_retry        retry_ready           enqueuing_steps           -',
@@ -104,6 +106,7 @@ const EXPECTED_STEP_ROWS: readonly string[] = [
   'in_progress                         wait_for_retry                     waiting_for_retry                   step.retry_requested',
   'in_progress                         complete                           complete                            step.completed',
   'in_progress                         fail                               error                               step.failed',
+  'in_progress                         reclaim                            in_progress                         step.handle', // ADDED (0006)
   'pending                             fail                               error                               step.failed',
   'enqueued                            fail                               error                               step.failed',
   'waiting_for_retry                   retry                              pending                             step.retry_requested',
@@ -183,6 +186,7 @@ describe('states and events', () => {
         'fail',
         'staleness_timeout',
         'resume',
+        'steps_in_flight',
       ].sort(),
     );
   });
@@ -204,6 +208,7 @@ describe('states and events', () => {
         'cancel',
         'complete_manually',
         'resolve_manually',
+        'reclaim',
       ].sort(),
     );
   });
@@ -508,8 +513,14 @@ describe('lifecycle event names (A §4.5)', () => {
   });
 });
 
-describe('0002_state_rules.sql', () => {
-  const sql = readFileSync(new URL('../migrations/0002_state_rules.sql', import.meta.url), 'utf8')
+describe('transition rules in the migrations', () => {
+  // 0002 holds the tables; later migrations add rows (migrations are immutable once applied).
+  const directory = new URL('../migrations/', import.meta.url);
+  const sql = readdirSync(directory)
+    .filter((file) => file.endsWith('.sql'))
+    .sort()
+    .map((file) => readFileSync(new URL(file, directory), 'utf8'))
+    .join('\n')
     .split('\n')
     .map((line) => line.replace(/--.*$/, ''))
     .join('\n');
@@ -520,14 +531,15 @@ describe('0002_state_rules.sql', () => {
       'g',
     );
     const bodies = [...sql.matchAll(statement)].map((match) => match[1] ?? '');
-    assert.equal(bodies.length, 1, `one INSERT into ${table}`);
-    const body = bodies[0] ?? '';
+    assert.ok(bodies.length >= 1, `an INSERT into ${table}`);
     const tuple = /\(\s*(NULL|'[a-z_]+')\s*,\s*'([a-z_]+)'\s*,\s*'([a-z_]+)'\s*\)/g;
-    // Nothing but tuples, commas and blanks: no row escapes the regex.
-    assert.match(body.replace(tuple, ''), /^[\s,]*$/);
-    return [...body.matchAll(tuple)].map(([, from, event, to]) => {
-      const fromState = from === 'NULL' ? null : (from ?? '').slice(1, -1);
-      return `${fromState ?? '(none)'} ${event} ${to}`;
+    return bodies.flatMap((body) => {
+      // Nothing but tuples, commas and blanks: no row escapes the regex.
+      assert.match(body.replace(tuple, ''), /^[\s,]*$/);
+      return [...body.matchAll(tuple)].map(([, from, event, to]) => {
+        const fromState = from === 'NULL' ? null : (from ?? '').slice(1, -1);
+        return `${fromState ?? '(none)'} ${event} ${to}`;
+      });
     });
   }
 
