@@ -13,11 +13,20 @@ export {
   ValidationError,
 } from './errors.ts';
 export { canonicalJson, computeIdentityHash } from './identity.ts';
-export { type CreatedTask, createTask, resolveContext } from './initialize.ts';
+export { type CreatedTask, createTask, resolveContext, type TaskEvaluation } from './initialize.ts';
 export { checkJsonLimits, JSON_LIMITS, type JsonLimits } from './json-limits.ts';
 export { coreMigrations, TASKER_MIGRATIONS } from './migrations.ts';
 export { type RegisteredTemplate, TemplateRegistry } from './registry.ts';
 export { SQLSTATE, sqlState, translateCoreSqlError } from './sql-errors.ts';
 export * from './states.ts';
+export {
+  jsonLogger,
+  type Logger,
+  type LoopHealth,
+  SILENT_LOGGER,
+  Supervisor,
+  type SupervisorOptions,
+  sleep,
+} from './supervisor.ts';
 export { TASK_REQUEST_DEFAULTS, type TaskRequest, validateTaskRequest } from './task-request.ts';
 export * from './template/index.ts';

@@ -15,6 +15,19 @@ export interface CreatedTask {
   correlationId: string;
   /** Names of the steps created with the task. */
   steps: string[];
+  /** What `tasker.evaluate_task` did when the task was started in the creating statement. */
+  evaluation?: TaskEvaluation;
+}
+
+/** The result of `tasker.evaluate_task` (0006): what a task did next. */
+export interface TaskEvaluation {
+  task_uuid: string;
+  found: boolean;
+  from_state?: string;
+  state?: string;
+  execution_status?: string | null;
+  enqueued?: number;
+  next_retry_at?: string | null;
 }
 
 /** The task context: the template's `default_context` with the request's keys over it. */
@@ -31,7 +44,12 @@ export async function createTask(
   db: Queryable,
   request: TaskRequest,
   registered: RegisteredTemplate,
-  options: { processorUuid?: string | null; limits?: JsonLimits } = {},
+  options: {
+    processorUuid?: string | null;
+    limits?: JsonLimits;
+    /** Start the task in the same statement (evaluate_task): its first steps are enqueued at once. */
+    start?: { batchSize: number };
+  } = {},
 ): Promise<CreatedTask> {
   const { template, namedTaskUuid } = registered;
   const context = resolveContext(template.default_context, request.context);
@@ -64,13 +82,29 @@ export async function createTask(
     requested_at: request.requested_at?.toISOString() ?? null,
   };
   try {
+    const params = [
+      namedTaskUuid,
+      JSON.stringify(task),
+      JSON.stringify(steps),
+      options.processorUuid ?? null,
+    ];
+    const created = { namedTaskUuid, correlationId, steps: steps.map((step) => step.name) };
+    if (options.start !== undefined) {
+      const { rows } = await db.query<{ evaluation: TaskEvaluation }>(
+        'SELECT tasker.evaluate_task(tasker.create_task($1, $2::jsonb, $3::jsonb, $4), $4, $5) AS evaluation',
+        [...params, options.start.batchSize],
+      );
+      const evaluation = rows[0]?.evaluation;
+      if (evaluation === undefined) throw new Error('create_task returned no task uuid');
+      return { taskUuid: evaluation.task_uuid, ...created, evaluation };
+    }
     const { rows } = await db.query<{ task_uuid: string }>(
       'SELECT tasker.create_task($1, $2::jsonb, $3::jsonb, $4) AS task_uuid',
-      [namedTaskUuid, JSON.stringify(task), JSON.stringify(steps), options.processorUuid ?? null],
+      params,
     );
     const taskUuid = rows[0]?.task_uuid;
     if (taskUuid === undefined) throw new Error('create_task returned no task uuid');
-    return { taskUuid, namedTaskUuid, correlationId, steps: steps.map((step) => step.name) };
+    return { taskUuid, ...created };
   } catch (error) {
     throw translateCoreSqlError(error);
   }

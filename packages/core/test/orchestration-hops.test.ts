@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { computeBackoffSeconds, type RegisteredTemplate } from '@tasker/core';
+import {
+  computeBackoffSeconds,
+  createTask,
+  type RegisteredTemplate,
+  validateTaskRequest,
+} from '@tasker/core';
 import { BACKENDS, type TestDatabase } from '@tasker/db/testing';
 import { Pgmq } from '@tasker/pgmq';
 import { createCoreDatabase } from './db.ts';
@@ -406,6 +411,20 @@ for (const backend of BACKENDS) {
       const outcomes = (await claim(queue)).map((c) => c.outcome).sort();
       assert.deepEqual(outcomes, ['malformed', 'stale']);
       assert.equal(await queueLength(queue), 0);
+    });
+
+    it('creates and starts a task in one statement (createTask with start)', async () => {
+      const found = await manager.registry.get('test_sql', 'boundary_max_attempts_one', '1.0.0');
+      const request = validateTaskRequest({
+        namespace: 'test_sql',
+        name: 'boundary_max_attempts_one',
+        version: '1.0.0',
+        context: { run: randomUUID() },
+      });
+      const created = await createTask(t.db, request, found, { start: { batchSize: 10 } });
+      assert.equal(created.evaluation?.state, 'steps_in_process');
+      assert.equal(created.evaluation?.enqueued, 1);
+      await pgmq.purgeQueue('worker_test_sql_queue');
     });
 
     it('discovers pending tasks and starts them (process_ready_tasks)', async () => {
