@@ -119,13 +119,14 @@ $$;
 
 -- Decides what a task does next from its steps and does it, in one transaction under the task row
 -- lock (A §1.4 finalization, B §1.4 steps 2 and 5). The decision, first match wins:
---   a step in error -> blocked_by_failures, then error;
+--   a step in error -> blocked_by_failures (nothing more is enqueued), then error once no step
+--                      is in flight;
 --   ready steps     -> enqueue up to p_batch_size of them (task back to steps_in_process);
 --   steps in flight -> steps_in_process (no transition when already there);
 --   all complete    -> complete;
 --   otherwise       -> waiting_for_retry when a step waits for its retry, else waiting_for_dependencies.
--- A pending task is started on the way (pending -> initializing -> ...). Terminal and blocked tasks
--- are left alone. Returns {task_uuid, found, from_state, state, execution_status, enqueued,
+-- A pending task is started on the way (pending -> initializing -> ...). Terminal tasks are left
+-- alone. Returns {task_uuid, found, from_state, state, execution_status, enqueued,
 -- next_retry_at}; next_retry_at is the earliest retry not yet due, if any.
 CREATE FUNCTION tasker.evaluate_task(p_task_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_batch_size integer DEFAULT 50)
 RETURNS jsonb
@@ -151,7 +152,7 @@ BEGIN
     RETURN jsonb_build_object('task_uuid', p_task_uuid, 'found', false);
   END IF;
   v_state := v_from;
-  IF v_state IN ('complete', 'error', 'cancelled', 'resolved_manually', 'blocked_by_failures') THEN
+  IF v_state IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
     RETURN jsonb_build_object('task_uuid', p_task_uuid, 'found', true, 'from_state', v_from, 'state', v_state,
                               'execution_status', NULL, 'enqueued', 0, 'next_retry_at', NULL);
   END IF;
@@ -210,11 +211,13 @@ BEGIN
              ELSE tasker.move_task(p_task_uuid, v_state, 'no_dependencies_ready', 'waiting_for_dependencies', p_processor_uuid)
            END
     END;
-    IF v_state = 'blocked_by_failures' THEN
-      -- the finalizer's second pass: a failed step that may not run again fails the task
-      v_state := tasker.move_task(p_task_uuid, v_state, 'give_up', 'error', p_processor_uuid,
-                                  jsonb_build_object('failed_steps', v_failed));
-    END IF;
+  END IF;
+
+  -- the finalizer's second pass: a failed step that may not run again fails the task, once nothing
+  -- runs any more (the results of steps still in flight are recorded first)
+  IF v_state = 'blocked_by_failures' AND v_in_flight = 0 THEN
+    v_state := tasker.move_task(p_task_uuid, v_state, 'give_up', 'error', p_processor_uuid,
+                                jsonb_build_object('failed_steps', v_failed));
   END IF;
 
   IF v_state = 'enqueuing_steps' THEN

@@ -323,6 +323,23 @@ for (const backend of BACKENDS) {
       ]);
     });
 
+    it('records the results of steps still in flight before a failed task ends in error', async () => {
+      const task = await manager.createTask(diamond, { even_number: 6 });
+      await evaluate(task);
+      const [start] = await claim(diamondQueue);
+      assert.ok(start);
+      await complete(diamondQueue, start, successResult({ value: 36 }), { inline: true });
+      const [b, c] = await claim(diamondQueue);
+      assert.ok(b && c);
+      await complete(diamondQueue, b, failure(false), { inline: true });
+      assert.equal(await task.taskState(), 'blocked_by_failures', 'a sibling still runs');
+      await complete(diamondQueue, c, successResult({ value: 2 }), { inline: true });
+      assert.equal(await task.taskState(), 'error');
+      assert.equal(await task.stepState(c.context?.step_name ?? ''), 'complete');
+      assert.equal(await task.stepState('diamond_end_ts'), 'pending', 'nothing is enqueued after a failure');
+      assert.equal(await queueLength(diamondQueue), 0);
+    });
+
     it('fails a retryable failure when the attempts are used up', async () => {
       const task = await manager.createTask(once, {});
       const queue = 'worker_test_sql_queue';
