@@ -1,6 +1,7 @@
 /**
  * `@tasker/worker`: the step handler SDK — handlers (class and functional), the step context, results,
- * errors and their classification, the handler registry and resolvers, and `executeHandler`.
+ * errors and their classification, the handler registry and resolvers, and `executeHandler` — and the
+ * worker runtime (`TaskerWorker`) that claims steps from the namespace queues and runs them.
  */
 export { type ClaimedStep, parseClaimedStep } from './claim.ts';
 export { StepContext, type StepContextData } from './context.ts';
@@ -46,3 +47,19 @@ export {
   type SuccessResultInput,
   successResult,
 } from './results.ts';
+export {
+  CLAIM_OUTCOMES,
+  CLAIM_SOURCES,
+  type ClaimOutcome,
+  type ClaimSource,
+  INVALID_CLAIM_ERROR_TYPE,
+  TaskerWorker,
+  type TaskerWorkerOptions,
+  WORKER_DEFAULTS,
+  WORKER_MODES,
+  type WorkerHealth,
+  type WorkerMetrics,
+  type WorkerMode,
+  type WorkerState,
+  WorkerStateError,
+} from './runtime.ts';

@@ -1,0 +1,1031 @@
+/**
+ * The worker runtime (reference C §1, its [REC] items; DESIGN §3–§4; AUDIT W-2, O-1, O-2, O-5):
+ * `TaskerWorker` registers its templates, serves the namespace queues `worker_{ns}_queue` they name,
+ * claims step messages (push by LISTEN/NOTIFY, a fallback poller for what push missed), runs their
+ * handlers with bounded concurrency and a time limit, and reports each result with one SQL call.
+ *
+ * Leases, not acks, protect work: `tasker.claim_step_messages` leaves a claimed message in the queue,
+ * invisible for the step's timeout plus a grace period, and `tasker.complete_step_message` acks it in
+ * the transaction that stores the result. A worker that dies, is stopped mid-handler or cannot store
+ * a result just lets the lease expire; another worker then reclaims the step. Work the worker cannot
+ * take (at capacity) is never claimed: it stays visible in the queue for later or for another worker.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type FieldIssue,
+  type Logger,
+  type LoopHealth,
+  SILENT_LOGGER,
+  Supervisor,
+  sleep,
+  TaskerError,
+  type TaskTemplate,
+  TemplateRegistry,
+  ValidationError,
+} from '@tasker/core';
+import type { Database } from '@tasker/db';
+import {
+  type ListenerItem,
+  type ListenerStats,
+  Pgmq,
+  PgmqListener,
+  validateQueueName,
+  workerQueueName,
+} from '@tasker/pgmq';
+import { parseClaimedStep } from './claim.ts';
+import { executeHandler } from './execute.ts';
+import type { HandlerRegistry } from './registry.ts';
+import { failureResult, type StepExecutionResult } from './results.ts';
+
+export const WORKER_MODES = ['Hybrid', 'EventDrivenOnly', 'PollingOnly'] as const;
+/** `Hybrid`: push with the fallback poller; `EventDrivenOnly`: push alone; `PollingOnly`: the poller alone. */
+export type WorkerMode = (typeof WORKER_MODES)[number];
+
+/** What `tasker.claim_step_messages` says it did with each message it locked. */
+export const CLAIM_OUTCOMES = ['claimed', 'reclaimed', 'lost', 'stale', 'malformed'] as const;
+export type ClaimOutcome = (typeof CLAIM_OUTCOMES)[number];
+
+/** How a step was claimed: a notification, the fallback poller, a catch-up scan, or deferred work. */
+export const CLAIM_SOURCES = ['push', 'poll', 'catch_up', 'deferred'] as const;
+export type ClaimSource = (typeof CLAIM_SOURCES)[number];
+
+/** `error_type` of the failure reported for a step whose claim context could not be used. */
+export const INVALID_CLAIM_ERROR_TYPE = 'invalid_claim';
+
+export type WorkerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface TaskerWorkerOptions {
+  db: Database;
+  handlers: HandlerRegistry;
+  /** Registered in the database at start (idempotent); their namespaces decide the queues served. */
+  templates: readonly TaskTemplate[];
+  /** A uuid, written into step transitions; a random one by default. */
+  workerId?: string;
+  /** Handlers running at once, at most. Default 10. */
+  maxConcurrentHandlers?: number;
+  /**
+   * Time limit of a handler (ms; a shorter step `timeout_seconds` wins). Its ceiling in seconds is also
+   * the lease of a step without `timeout_seconds`, so the lease covers the run. Default 30,000.
+   */
+  defaultTimeoutMs?: number;
+  /** Seconds a lease outlives the handler's time limit (time to store the result). Default 5. */
+  leaseGraceSeconds?: number;
+  /** Default `Hybrid`. */
+  mode?: WorkerMode;
+  /** Interval of the fallback poller (ms). Default 1000. */
+  pollIntervalMs?: number;
+  /** The poller takes only messages at least this old (push had its chance). Default 5. */
+  pollMinAgeSeconds?: number;
+  /** Where results are handed to orchestration. Default `orchestration_step_results`. */
+  resultQueue?: string;
+  /** Apply results in the completion transaction (hops 3 and 4 as one). Default false. */
+  applyResultsInline?: boolean;
+  /** Most steps one inline evaluation enqueues. Default 50. */
+  batchSize?: number;
+  /** How long `stop()` waits for running handlers (ms). Default 30,000. */
+  shutdownTimeoutMs?: number;
+  /** Notified message ids remembered per queue while at capacity; beyond it a visible scan follows. Default 1000. */
+  maxDeferredIds?: number;
+  /** Tries of a completion call that fails (database error), including the first. Default 4. */
+  completionAttempts?: number;
+  /** First delay between completion tries (ms); doubles per try. Default 100. */
+  completionBackoffMs?: number;
+  /** Restart backoff of a crashed loop (ms): first delay and cap. Default 100 and 10,000. */
+  restartBackoffMs?: { min: number; max: number };
+  logger?: Logger;
+}
+
+export const WORKER_DEFAULTS = {
+  maxConcurrentHandlers: 10,
+  defaultTimeoutMs: 30_000,
+  leaseGraceSeconds: 5,
+  mode: 'Hybrid',
+  pollIntervalMs: 1000,
+  pollMinAgeSeconds: 5,
+  resultQueue: 'orchestration_step_results',
+  applyResultsInline: false,
+  batchSize: 50,
+  shutdownTimeoutMs: 30_000,
+  maxDeferredIds: 1000,
+  completionAttempts: 4,
+  completionBackoffMs: 100,
+  restartBackoffMs: { min: 100, max: 10_000 },
+} as const satisfies Omit<
+  Required<TaskerWorkerOptions>,
+  'db' | 'handlers' | 'templates' | 'workerId' | 'logger'
+>;
+
+export interface WorkerMetrics {
+  workerId: string;
+  state: WorkerState;
+  mode: WorkerMode;
+  /** Handlers running (or storing their result) now. */
+  inFlight: number;
+  capacity: number;
+  /** Messages by claim outcome. */
+  claims: Record<ClaimOutcome, number>;
+  /** Steps claimed (claimed + reclaimed) by the path that claimed them. */
+  claimSources: Record<ClaimSource, number>;
+  /** Handler outcomes. */
+  results: { succeeded: number; failedRetryable: number; failedPermanent: number };
+  /**
+   * Completion calls: `completed` stored; `lost` found the claim gone (reclaimed, cancelled); `retries`
+   * failed tries that were retried; `errors` gave up (the lease expires and another worker reclaims).
+   */
+  completions: { completed: number; lost: number; retries: number; errors: number };
+  /** Claimed steps whose context was unusable (reported as `invalid_claim` failures when possible). */
+  invalidClaims: number;
+  /** Handlers still running at the shutdown deadline: their results are never reported. */
+  abandoned: number;
+  /** Notified messages this worker could not take because it was at capacity (left in the queue). */
+  saturated: number;
+  /** Notified message ids waiting for a free slot now. */
+  deferred: number;
+  /** Deferred ids dropped because the bounded set was full (a visible scan replaces them). */
+  deferredDropped: number;
+  /** Age of the oldest running handler (ms), null when none runs. */
+  oldestInFlightAgeMs: number | null;
+  /** Handlers running past their time limit (their timer could not fire, or storing hangs). */
+  pastDeadline: number;
+  listener: ListenerStats | null;
+}
+
+export interface WorkerHealth {
+  status: 'healthy' | 'degraded';
+  /** Why the worker is degraded (empty when healthy). */
+  reasons: string[];
+  state: WorkerState;
+  workerId: string;
+  loops: LoopHealth[];
+  inFlight: number;
+  capacity: number;
+  /** Notified work waits for a free slot. */
+  saturated: boolean;
+  /** Some handler runs past its time limit. */
+  starving: boolean;
+  oldestInFlightAgeMs: number | null;
+  /** Null when the mode has no push. */
+  listenerConnected: boolean | null;
+}
+
+/** `start()` after `stop()`: a worker runs once. */
+export class WorkerStateError extends TaskerError {
+  constructor(message: string) {
+    super('WORKER_STATE', message);
+  }
+}
+
+/** Most notified ids one claim takes from buffered notifications. */
+const MAX_COALESCED_IDS = 500;
+/** stop() waits this long past the shutdown deadline for its loops and listener, at most. */
+const STOP_MARGIN_MS = 1000;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type Fields = Record<string, unknown>;
+
+function isObject(value: unknown): value is Fields {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function text(fields: Fields, key: string): string | undefined {
+  const value = fields[key];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A wake-up flag: `notify` releases the waiter, or the next `wait` when nobody waits yet. */
+class Wake {
+  #pending = false;
+  readonly #waiters = new Set<() => void>();
+
+  notify(): void {
+    this.#pending = true;
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+
+  /** Resolves on a notification, after `timeoutMs`, or when `signal` aborts; never rejects. */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.#pending || signal?.aborted) {
+      this.#pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.#waiters.delete(done);
+        this.#pending = false;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, timeoutMs));
+      signal?.addEventListener('abort', done, { once: true });
+      this.#waiters.add(done);
+    });
+  }
+}
+
+/** Settles when `promise` does or after `ms`, whichever comes first; never rejects. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms));
+  });
+  try {
+    await Promise.race([
+      promise.then(
+        () => undefined,
+        () => undefined,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface QueueState {
+  name: string;
+  /** Notified ids not claimed for lack of a slot (bounded by maxDeferredIds). */
+  deferred: Set<number>;
+  /** Claim visible messages (no ids) at the next free slot: ids were dropped or push may have missed some. */
+  scanVisible: boolean;
+}
+
+interface ClaimRow {
+  msgId: string;
+  outcome: string;
+  context: unknown;
+}
+
+/** A claimed step between its claim and its completion. */
+interface Job {
+  queue: string;
+  msgId: string;
+  stepUuid: string;
+  taskUuid: string | undefined;
+  correlationId: string | undefined;
+  stepName: string | undefined;
+  /** The claim token (`attempts` after the claim). */
+  attempt: number;
+  startedAt: number;
+  deadlineAt: number;
+  /** `running` the handler, or `storing` its result. */
+  phase: 'running' | 'storing';
+  /** Set at the shutdown deadline: the result must not be reported. */
+  abandoned: boolean;
+}
+
+function positiveInteger(issues: FieldIssue[], field: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 1))
+    issues.push({ field, message: 'must be an integer >= 1' });
+  return value;
+}
+
+function nonNegativeInteger(issues: FieldIssue[], field: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 0))
+    issues.push({ field, message: 'must be an integer >= 0' });
+  return value;
+}
+
+function positiveNumber(issues: FieldIssue[], field: string, value: number): number {
+  if (!(Number.isFinite(value) && value > 0)) issues.push({ field, message: 'must be a finite number > 0' });
+  return value;
+}
+
+function nonNegativeNumber(issues: FieldIssue[], field: string, value: number): number {
+  if (!(Number.isFinite(value) && value >= 0))
+    issues.push({ field, message: 'must be a finite number >= 0' });
+  return value;
+}
+
+export class TaskerWorker {
+  readonly workerId: string;
+  readonly mode: WorkerMode;
+  readonly #db: Database;
+  readonly #handlers: HandlerRegistry;
+  readonly #templates: readonly TaskTemplate[];
+  readonly #capacity: number;
+  readonly #defaultTimeoutMs: number;
+  readonly #defaultTimeoutSeconds: number;
+  readonly #leaseGraceSeconds: number;
+  readonly #pollIntervalMs: number;
+  readonly #pollMinAgeSeconds: number;
+  readonly #resultQueue: string;
+  readonly #inline: boolean;
+  readonly #batchSize: number;
+  readonly #shutdownTimeoutMs: number;
+  readonly #maxDeferredIds: number;
+  readonly #completionAttempts: number;
+  readonly #completionBackoffMs: number;
+  readonly #logger: Logger;
+  readonly #queues: QueueState[];
+  readonly #supervisor: Supervisor;
+  /** Aborted at the shutdown deadline: completion retries stop. */
+  readonly #abandon = new AbortController();
+  /** Slot freed or claim finished: deferred work may be claimed now. */
+  readonly #slotFreed = new Wake();
+  /** A job or a claim ended: stop() re-checks whether everything has settled. */
+  readonly #settled = new Wake();
+  readonly #jobs = new Set<Job>();
+  /** Loops that crashed and have not completed a pass since. */
+  readonly #failing = new Set<string>();
+  #listener: PgmqListener | null = null;
+  #state: WorkerState = 'created';
+  #accepting = false;
+  #stopRequested = false;
+  #reserved = 0;
+  #claimsInFlight = 0;
+  #startPromise: Promise<void> | undefined;
+  #stopPromise: Promise<void> | undefined;
+  readonly #counters = {
+    claims: { claimed: 0, reclaimed: 0, lost: 0, stale: 0, malformed: 0 } as Record<ClaimOutcome, number>,
+    claimSources: { push: 0, poll: 0, catch_up: 0, deferred: 0 } as Record<ClaimSource, number>,
+    results: { succeeded: 0, failedRetryable: 0, failedPermanent: 0 },
+    completions: { completed: 0, lost: 0, retries: 0, errors: 0 },
+    invalidClaims: 0,
+    abandoned: 0,
+    saturated: 0,
+    deferredDropped: 0,
+  };
+
+  constructor(options: TaskerWorkerOptions) {
+    const d = WORKER_DEFAULTS;
+    const issues: FieldIssue[] = [];
+    this.#db = options.db;
+    this.#handlers = options.handlers;
+    this.#templates = [...options.templates];
+    this.workerId = options.workerId ?? randomUUID();
+    if (!UUID.test(this.workerId)) issues.push({ field: 'workerId', message: 'must be a uuid' });
+    this.#capacity = positiveInteger(
+      issues,
+      'maxConcurrentHandlers',
+      options.maxConcurrentHandlers ?? d.maxConcurrentHandlers,
+    );
+    this.#defaultTimeoutMs = positiveNumber(
+      issues,
+      'defaultTimeoutMs',
+      options.defaultTimeoutMs ?? d.defaultTimeoutMs,
+    );
+    this.#defaultTimeoutSeconds = Math.ceil(this.#defaultTimeoutMs / 1000);
+    this.#leaseGraceSeconds = nonNegativeInteger(
+      issues,
+      'leaseGraceSeconds',
+      options.leaseGraceSeconds ?? d.leaseGraceSeconds,
+    );
+    this.mode = options.mode ?? d.mode;
+    if (!WORKER_MODES.includes(this.mode))
+      issues.push({ field: 'mode', message: `must be one of ${WORKER_MODES.join(', ')}` });
+    this.#pollIntervalMs = positiveNumber(
+      issues,
+      'pollIntervalMs',
+      options.pollIntervalMs ?? d.pollIntervalMs,
+    );
+    this.#pollMinAgeSeconds = nonNegativeNumber(
+      issues,
+      'pollMinAgeSeconds',
+      options.pollMinAgeSeconds ?? d.pollMinAgeSeconds,
+    );
+    this.#resultQueue = options.resultQueue ?? d.resultQueue;
+    try {
+      validateQueueName(this.#resultQueue);
+    } catch (error) {
+      issues.push({ field: 'resultQueue', message: errorMessage(error) });
+    }
+    this.#inline = options.applyResultsInline ?? d.applyResultsInline;
+    this.#batchSize = positiveInteger(issues, 'batchSize', options.batchSize ?? d.batchSize);
+    this.#shutdownTimeoutMs = nonNegativeNumber(
+      issues,
+      'shutdownTimeoutMs',
+      options.shutdownTimeoutMs ?? d.shutdownTimeoutMs,
+    );
+    this.#maxDeferredIds = positiveInteger(
+      issues,
+      'maxDeferredIds',
+      options.maxDeferredIds ?? d.maxDeferredIds,
+    );
+    this.#completionAttempts = positiveInteger(
+      issues,
+      'completionAttempts',
+      options.completionAttempts ?? d.completionAttempts,
+    );
+    this.#completionBackoffMs = nonNegativeNumber(
+      issues,
+      'completionBackoffMs',
+      options.completionBackoffMs ?? d.completionBackoffMs,
+    );
+    const restart = options.restartBackoffMs ?? d.restartBackoffMs;
+    positiveNumber(issues, 'restartBackoffMs.min', restart.min);
+    positiveNumber(issues, 'restartBackoffMs.max', restart.max);
+    if (this.#templates.length === 0) issues.push({ field: 'templates', message: 'must not be empty' });
+    const names = new Set<string>();
+    for (const template of this.#templates) {
+      try {
+        names.add(workerQueueName(template.namespace_name));
+      } catch (error) {
+        issues.push({ field: `templates.${template.name}.namespace_name`, message: errorMessage(error) });
+      }
+    }
+    if (issues.length > 0) throw new ValidationError(issues);
+    this.#queues = [...names].sort().map((name) => ({ name, deferred: new Set(), scanVisible: false }));
+    this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#supervisor = new Supervisor({
+      logger: this.#logger,
+      minBackoffMs: restart.min,
+      maxBackoffMs: restart.max,
+    });
+  }
+
+  /** The namespace queues this worker serves. */
+  get queues(): string[] {
+    return this.#queues.map((queue) => queue.name);
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  /**
+   * Registers the templates, creates the queues, and starts the supervised loops. Resolves once push
+   * subscriptions (when the mode has push) have made their first pass. Idempotent while running; a
+   * failure before the loops start (e.g. the database is down) rejects and leaves the worker startable.
+   */
+  start(): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped')
+      return Promise.reject(new WorkerStateError('the worker was stopped; create a new one'));
+    this.#startPromise ??= this.#start();
+    return this.#startPromise;
+  }
+
+  async #start(): Promise<void> {
+    this.#state = 'starting';
+    try {
+      await new TemplateRegistry(this.#db).registerAll(this.#templates);
+      const pgmq = new Pgmq(this.#db);
+      for (const queue of this.#queues) await pgmq.createQueue(queue.name);
+      await pgmq.createQueue(this.#resultQueue);
+    } catch (error) {
+      if (!this.#stopRequested) this.#state = 'created';
+      this.#startPromise = undefined;
+      throw error;
+    }
+    if (this.#stopRequested) return;
+    this.#accepting = true;
+    const firstPasses: Promise<void>[] = [];
+    if (this.mode !== 'PollingOnly') {
+      const listener = new PgmqListener(this.#db, {
+        onError: (error) => this.#logger.warn({ worker_id: this.workerId, error }, 'listener error'),
+      });
+      this.#listener = listener;
+      for (const queue of this.#queues) {
+        const first = Promise.withResolvers<void>();
+        firstPasses.push(first.promise);
+        this.#supervise(`listen:${queue.name}`, (signal) =>
+          this.#pushLoop(listener, queue, signal, first.resolve),
+        );
+      }
+      this.#supervise('deferred', (signal) => this.#deferredLoop(signal));
+    }
+    if (this.mode !== 'EventDrivenOnly') this.#supervise('poller', (signal) => this.#pollLoop(signal));
+    this.#state = 'running';
+    await Promise.all(firstPasses);
+    this.#logger.info(
+      { worker_id: this.workerId, mode: this.mode, queues: this.queues, capacity: this.#capacity },
+      'worker started',
+    );
+  }
+
+  /**
+   * Stops claiming at once, waits for running handlers up to `shutdownTimeoutMs`, abandons the rest
+   * (their results are never reported and their messages stay leased until the lease expires), then
+   * closes the listener. Never takes much longer than the deadline; idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopPromise ??= this.#stop();
+    return this.#stopPromise;
+  }
+
+  async #stop(): Promise<void> {
+    const deadline = Date.now() + this.#shutdownTimeoutMs;
+    this.#stopRequested = true;
+    const wasState = this.#state;
+    this.#state = 'stopping';
+    this.#accepting = false;
+    if (wasState === 'starting' && this.#startPromise) {
+      await within(this.#startPromise, deadline - Date.now());
+    }
+    // Aborting the loops' signal closes the subscriptions and ends the poller's sleep at once.
+    const loops = this.#supervisor.stop();
+    while ((this.#jobs.size > 0 || this.#claimsInFlight > 0) && Date.now() < deadline) {
+      await this.#settled.wait(deadline - Date.now());
+    }
+    for (const job of this.#jobs) this.#abandonJob(job);
+    this.#jobs.clear();
+    this.#abandon.abort();
+    const hardDeadline = deadline + STOP_MARGIN_MS;
+    await within(loops, hardDeadline - Date.now());
+    if (this.#listener) await within(this.#listener.close(), hardDeadline - Date.now());
+    this.#state = 'stopped';
+    this.#logger.info({ worker_id: this.workerId, abandoned: this.#counters.abandoned }, 'worker stopped');
+  }
+
+  /**
+   * A handler still running at the deadline is abandoned: its result is never reported and its
+   * message stays leased until the lease expires. A result being stored is left to finish (its
+   * transaction either commits or not), without further retries.
+   */
+  #abandonJob(job: Job): void {
+    const fields = {
+      correlation_id: job.correlationId,
+      task_uuid: job.taskUuid,
+      step_uuid: job.stepUuid,
+      queue: job.queue,
+      msg_id: job.msgId,
+    };
+    if (job.phase === 'storing') {
+      this.#logger.warn(fields, 'result still being stored at shutdown');
+      return;
+    }
+    job.abandoned = true;
+    this.#counters.abandoned++;
+    this.#logger.warn(fields, 'handler abandoned at shutdown; its lease will expire');
+  }
+
+  metrics(): WorkerMetrics {
+    const c = this.#counters;
+    const { oldest, pastDeadline } = this.#inFlightAges();
+    return {
+      workerId: this.workerId,
+      state: this.#state,
+      mode: this.mode,
+      inFlight: this.#jobs.size,
+      capacity: this.#capacity,
+      claims: { ...c.claims },
+      claimSources: { ...c.claimSources },
+      results: { ...c.results },
+      completions: { ...c.completions },
+      invalidClaims: c.invalidClaims,
+      abandoned: c.abandoned,
+      saturated: c.saturated,
+      deferred: this.#queues.reduce((sum, queue) => sum + queue.deferred.size, 0),
+      deferredDropped: c.deferredDropped,
+      oldestInFlightAgeMs: oldest,
+      pastDeadline,
+      listener: this.#listener?.stats() ?? null,
+    };
+  }
+
+  health(): WorkerHealth {
+    const loops = this.#supervisor.health();
+    const { oldest, pastDeadline } = this.#inFlightAges();
+    const reasons: string[] = [];
+    if (this.#state !== 'running') reasons.push(`worker is ${this.#state}`);
+    for (const loop of loops) {
+      if (this.#failing.has(loop.name)) reasons.push(`loop ${loop.name} is restarting`);
+      else if (!loop.running && this.#state === 'running') reasons.push(`loop ${loop.name} has ended`);
+    }
+    const saturated = this.#queues.some((queue) => queue.scanVisible || queue.deferred.size > 0);
+    if (saturated) reasons.push('saturated: notified work waits for a free slot');
+    if (pastDeadline > 0) reasons.push(`starving: ${pastDeadline} handler(s) past their time limit`);
+    const listenerConnected = this.#listener === null ? null : this.#listener.connected;
+    if (listenerConnected === false && this.#state === 'running') reasons.push('listener disconnected');
+    return {
+      status: reasons.length === 0 ? 'healthy' : 'degraded',
+      reasons,
+      state: this.#state,
+      workerId: this.workerId,
+      loops,
+      inFlight: this.#jobs.size,
+      capacity: this.#capacity,
+      saturated,
+      starving: pastDeadline > 0,
+      oldestInFlightAgeMs: oldest,
+      listenerConnected,
+    };
+  }
+
+  #inFlightAges(): { oldest: number | null; pastDeadline: number } {
+    const now = Date.now();
+    let oldest: number | null = null;
+    let pastDeadline = 0;
+    for (const job of this.#jobs) {
+      const age = now - job.startedAt;
+      if (oldest === null || age > oldest) oldest = age;
+      if (now > job.deadlineAt) pastDeadline++;
+    }
+    return { oldest, pastDeadline };
+  }
+
+  /** Runs `body` under the supervisor, remembering a crash until the loop completes a pass again. */
+  #supervise(name: string, body: (signal: AbortSignal) => Promise<void>): void {
+    this.#supervisor.start(name, async (signal) => {
+      try {
+        await body(signal);
+      } catch (error) {
+        this.#failing.add(name);
+        throw error;
+      }
+    });
+  }
+
+  #passed(name: string): void {
+    this.#failing.delete(name);
+  }
+
+  #free(): number {
+    return this.#capacity - this.#jobs.size - this.#reserved;
+  }
+
+  // ---- intake ------------------------------------------------------------------------------------
+
+  /**
+   * One subscription per queue. Notifications sent while it did not exist (before start, during a
+   * restart after a crash, during a listener reconnect) are gone, so each of those is followed by a
+   * catch-up claim of visible messages.
+   */
+  async #pushLoop(
+    listener: PgmqListener,
+    queue: QueueState,
+    signal: AbortSignal,
+    firstPass: () => void,
+  ): Promise<void> {
+    const name = `listen:${queue.name}`;
+    try {
+      const subscription = await listener.subscribeQueue(queue.name);
+      const close = (): void => subscription.close();
+      signal.addEventListener('abort', close, { once: true });
+      try {
+        if (signal.aborted) return;
+        await this.#intake(queue, null);
+        this.#passed(name);
+        firstPass();
+        for (let item = await subscription.next(); item !== undefined; item = await subscription.next()) {
+          const ids: number[] = [];
+          let catchUp = false;
+          const collect = (next: ListenerItem): void => {
+            if (next.type === 'reconnected') catchUp = true;
+            else if (next.type === 'batch_ready') ids.push(...next.msgIds);
+            else if (next.type === 'message_ready' || next.type === 'message_with_payload')
+              ids.push(next.msgId);
+          };
+          collect(item);
+          // Take what is already buffered too: one claim for many notifications.
+          while (subscription.buffered > 0 && ids.length < MAX_COALESCED_IDS) {
+            const more = await subscription.next();
+            if (more === undefined) break;
+            collect(more);
+          }
+          if (catchUp) {
+            this.#logger.info(
+              { worker_id: this.workerId, queue: queue.name },
+              'listener reconnected; catching up',
+            );
+            await this.#intake(queue, null);
+          }
+          if (ids.length > 0) await this.#intake(queue, ids);
+          this.#passed(name);
+        }
+      } finally {
+        signal.removeEventListener('abort', close);
+        subscription.close();
+      }
+    } finally {
+      firstPass();
+    }
+  }
+
+  /**
+   * Claims notified messages (`ids`), or visible messages of any age (`null`, a catch-up), up to the
+   * free slots. What it cannot take stays in the queue: ids are remembered (bounded) for the next free
+   * slot, a catch-up becomes a visible scan at the next free slot.
+   */
+  async #intake(queue: QueueState, ids: readonly number[] | null): Promise<void> {
+    if (!this.#accepting) return;
+    if (ids === null) {
+      if (this.#free() <= 0) {
+        queue.scanVisible = true;
+        return;
+      }
+      const { limit, rows } = await this.#claim(queue, null, 0, 'catch_up');
+      // A full batch may have left more behind.
+      if (limit > 0 && rows.length >= limit) queue.scanVisible = true;
+      return;
+    }
+    const sorted = [...new Set(ids)].sort((a, b) => a - b);
+    if (this.#free() <= 0) {
+      this.#counters.saturated += sorted.length;
+      this.#defer(queue, sorted);
+      return;
+    }
+    const { limit, rows } = await this.#claim(queue, sorted, 0, 'push');
+    const rest = this.#unexamined(sorted, limit, rows);
+    if (rest.length > 0) {
+      this.#counters.saturated += rest.length;
+      this.#defer(queue, rest);
+    }
+  }
+
+  /**
+   * The ids of `sorted` a claim by ids did not look at: it locks visible messages in id order up to
+   * `limit`, so a full batch examined only the ids up to the last one returned.
+   */
+  #unexamined(sorted: readonly number[], limit: number, rows: readonly ClaimRow[]): number[] {
+    if (limit === 0) return [];
+    if (rows.length < limit) return [];
+    const last = Math.max(...rows.map((row) => Number(row.msgId)));
+    return sorted.filter((id) => id > last);
+  }
+
+  #defer(queue: QueueState, ids: readonly number[]): void {
+    for (const id of ids) {
+      if (queue.deferred.has(id)) continue;
+      if (queue.deferred.size >= this.#maxDeferredIds) {
+        // Dropping the id loses nothing (the message stays in the queue); the scan finds it.
+        queue.scanVisible = true;
+        this.#counters.deferredDropped++;
+        continue;
+      }
+      queue.deferred.add(id);
+    }
+  }
+
+  /** Claims deferred work whenever a slot frees (and rechecks now and then). */
+  async #deferredLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      for (const queue of this.#queues) await this.#drainDeferred(queue, signal);
+      this.#passed('deferred');
+      await this.#slotFreed.wait(this.#pollIntervalMs, signal);
+    }
+  }
+
+  async #drainDeferred(queue: QueueState, signal: AbortSignal): Promise<void> {
+    while (
+      !signal.aborted &&
+      this.#accepting &&
+      this.#free() > 0 &&
+      (queue.scanVisible || queue.deferred.size > 0)
+    ) {
+      // Only what was known before the claim is settled by it: ids deferred meanwhile stay.
+      const known = [...queue.deferred].sort((a, b) => a - b);
+      if (queue.scanVisible) {
+        queue.scanVisible = false;
+        const { limit, rows } = await this.#claim(queue, null, 0, 'deferred');
+        if (limit === 0 || rows.length >= limit) {
+          queue.scanVisible = true;
+          if (limit === 0) return;
+          continue;
+        }
+        // Fewer than asked: no visible message was left behind, the known ids included.
+        for (const id of known) queue.deferred.delete(id);
+      } else {
+        const { limit, rows } = await this.#claim(queue, known, 0, 'deferred');
+        if (limit === 0) return;
+        const rest = new Set(this.#unexamined(known, limit, rows));
+        // Examined ids were claimed or are not visible (leased by another worker, gone): done with them.
+        for (const id of known) if (!rest.has(id)) queue.deferred.delete(id);
+      }
+    }
+  }
+
+  /** The safety net: visible messages old enough that push had its chance, per queue. */
+  async #pollLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      for (const queue of this.#queues) {
+        if (signal.aborted || this.#free() <= 0) break;
+        await this.#claim(queue, null, this.#pollMinAgeSeconds, 'poll');
+      }
+      this.#passed('poller');
+      await sleep(this.#pollIntervalMs, signal);
+    }
+  }
+
+  /**
+   * One `claim_step_messages` call for up to the free slots, which are reserved while it runs so that
+   * concurrent claims never exceed the capacity. Claimed steps start at once.
+   */
+  async #claim(
+    queue: QueueState,
+    ids: readonly number[] | null,
+    minAgeSeconds: number,
+    source: ClaimSource,
+  ): Promise<{ limit: number; rows: ClaimRow[] }> {
+    const limit = this.#free();
+    if (limit <= 0 || !this.#accepting) return { limit: 0, rows: [] };
+    this.#reserved += limit;
+    this.#claimsInFlight++;
+    let reserved = true;
+    const release = (): void => {
+      if (reserved) this.#reserved -= limit;
+      reserved = false;
+    };
+    try {
+      const { rows } = await this.#db.query<{ msg_id: string; outcome: string; context: unknown }>(
+        `SELECT msg_id::text AS msg_id, outcome, context
+         FROM tasker.claim_step_messages($1, $2::bigint[], $3, $4, $5, $6, $7)`,
+        [
+          queue.name,
+          ids,
+          limit,
+          minAgeSeconds,
+          this.workerId,
+          this.#defaultTimeoutSeconds,
+          this.#leaseGraceSeconds,
+        ],
+      );
+      const claims = rows.map((row) => ({ msgId: row.msg_id, outcome: row.outcome, context: row.context }));
+      // The reservation is released in the same synchronous run that turns claims into jobs.
+      release();
+      for (const claim of claims) this.#accept(queue, claim, source);
+      return { limit, rows: claims };
+    } finally {
+      release();
+      this.#claimsInFlight--;
+      this.#slotFreed.notify();
+      this.#settled.notify();
+    }
+  }
+
+  #accept(queue: QueueState, claim: ClaimRow, source: ClaimSource): void {
+    const outcome = CLAIM_OUTCOMES.find((known) => known === claim.outcome);
+    if (outcome === undefined) {
+      this.#logger.error(
+        { worker_id: this.workerId, queue: queue.name, msg_id: claim.msgId, outcome: claim.outcome },
+        'unknown claim outcome',
+      );
+      return;
+    }
+    this.#counters.claims[outcome]++;
+    if (outcome === 'malformed') {
+      this.#logger.warn({ queue: queue.name, msg_id: claim.msgId }, 'malformed step message archived');
+      return;
+    }
+    if (outcome === 'lost' || outcome === 'stale') {
+      this.#logger.debug(
+        { queue: queue.name, msg_id: claim.msgId, outcome },
+        'step message acked without work',
+      );
+      return;
+    }
+    this.#counters.claimSources[source]++;
+    this.#launch(queue, claim, outcome);
+  }
+
+  // ---- execution ---------------------------------------------------------------------------------
+
+  #launch(queue: QueueState, claim: ClaimRow, outcome: 'claimed' | 'reclaimed'): void {
+    const context = isObject(claim.context) ? claim.context : {};
+    const stepUuid = text(context, 'step_uuid');
+    const attempt = context.attempt;
+    if (stepUuid === undefined || typeof attempt !== 'number' || !Number.isSafeInteger(attempt)) {
+      // Without the step and the claim token no result can be stored: the lease expires, the step
+      // is reclaimed, and after max_attempts claims it fails as worker_lost.
+      this.#counters.invalidClaims++;
+      this.#logger.error(
+        { queue: queue.name, msg_id: claim.msgId, outcome },
+        'claim without step uuid or attempt; left to its lease',
+      );
+      return;
+    }
+    const timeoutSeconds = context.timeout_seconds;
+    const limitMs =
+      typeof timeoutSeconds === 'number' && timeoutSeconds > 0
+        ? Math.min(this.#defaultTimeoutMs, timeoutSeconds * 1000)
+        : this.#defaultTimeoutMs;
+    const now = Date.now();
+    const job: Job = {
+      queue: queue.name,
+      msgId: claim.msgId,
+      stepUuid,
+      taskUuid: text(context, 'task_uuid'),
+      correlationId: text(context, 'correlation_id'),
+      stepName: text(context, 'step_name'),
+      attempt,
+      startedAt: now,
+      deadlineAt: now + limitMs,
+      phase: 'running',
+      abandoned: false,
+    };
+    if (this.#abandon.signal.aborted) {
+      // A claim that returned after the shutdown deadline: not run, left to its lease.
+      this.#abandonJob(job);
+      return;
+    }
+    this.#jobs.add(job);
+    this.#logger.debug(
+      {
+        correlation_id: job.correlationId,
+        task_uuid: job.taskUuid,
+        step_uuid: job.stepUuid,
+        step_name: job.stepName,
+        attempt,
+        outcome,
+      },
+      'step claimed',
+    );
+    void this.#run(job, context);
+  }
+
+  /** Never rejects: handler faults become results, storage faults are logged and left to the lease. */
+  async #run(job: Job, context: Fields): Promise<void> {
+    try {
+      const result = await this.#execute(job, context);
+      if (job.abandoned) return;
+      job.phase = 'storing';
+      if (result.success) this.#counters.results.succeeded++;
+      else if (result.metadata.retryable) this.#counters.results.failedRetryable++;
+      else this.#counters.results.failedPermanent++;
+      await this.#complete(job, result);
+    } catch (error) {
+      this.#logger.error(
+        { correlation_id: job.correlationId, task_uuid: job.taskUuid, step_uuid: job.stepUuid, error },
+        'step run failed; left to its lease',
+      );
+    } finally {
+      this.#jobs.delete(job);
+      this.#slotFreed.notify();
+      this.#settled.notify();
+    }
+  }
+
+  async #execute(job: Job, context: Fields): Promise<StepExecutionResult> {
+    let claimed: ReturnType<typeof parseClaimedStep>;
+    try {
+      claimed = parseClaimedStep(context);
+    } catch (error) {
+      // The step cannot run from this context (e.g. its template no longer has the step): a
+      // permanent failure, so that the task does not wait for it forever.
+      this.#counters.invalidClaims++;
+      this.#logger.warn(
+        { correlation_id: job.correlationId, task_uuid: job.taskUuid, step_uuid: job.stepUuid, error },
+        'invalid claim context',
+      );
+      return failureResult({
+        stepUuid: job.stepUuid,
+        executionTimeMs: 0,
+        workerId: this.workerId,
+        message: `the claimed step cannot run: ${errorMessage(error)}`,
+        retryable: false,
+        errorType: INVALID_CLAIM_ERROR_TYPE,
+        context:
+          error instanceof ValidationError ? { issues: error.issues.map((issue) => ({ ...issue })) } : {},
+      });
+    }
+    return executeHandler(this.#handlers, claimed.step, claimed.context, {
+      timeoutMs: this.#defaultTimeoutMs,
+      workerId: this.workerId,
+    });
+  }
+
+  /**
+   * Stores the result, moves the step, acks the message and hands the result on (or applies it), in
+   * one transaction. A database error is retried with backoff; when it persists the message is left
+   * leased: the lease expires and another worker reclaims the step.
+   */
+  async #complete(job: Job, result: StepExecutionResult): Promise<void> {
+    const fields = { correlation_id: job.correlationId, task_uuid: job.taskUuid, step_uuid: job.stepUuid };
+    const params = [
+      job.queue,
+      job.msgId,
+      job.stepUuid,
+      this.workerId,
+      job.attempt,
+      JSON.stringify(result),
+      this.#resultQueue,
+      this.#inline,
+      this.#batchSize,
+    ];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { rows } = await this.#db.query<{ r: unknown }>(
+          'SELECT tasker.complete_step_message($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) AS r',
+          params,
+        );
+        const outcome = rows[0]?.r;
+        if (isObject(outcome) && outcome.completed === true) {
+          this.#counters.completions.completed++;
+          this.#logger.debug({ ...fields, success: result.success }, 'step result stored');
+          return;
+        }
+        this.#counters.completions.lost++;
+        const detail = isObject(outcome) ? outcome : {};
+        this.#logger.warn(
+          { ...fields, reason: detail.reason, step_state: detail.step_state },
+          'claim lost; result dropped',
+        );
+        return;
+      } catch (error) {
+        if (attempt >= this.#completionAttempts || this.#abandon.signal.aborted) {
+          this.#counters.completions.errors++;
+          this.#logger.error({ ...fields, attempts: attempt, error }, 'result not stored; left to its lease');
+          return;
+        }
+        this.#counters.completions.retries++;
+        this.#logger.warn({ ...fields, attempt, error }, 'storing the result failed; retrying');
+        await sleep(this.#completionBackoffMs * 2 ** (attempt - 1), this.#abandon.signal);
+      }
+    }
+  }
+}
