@@ -6,8 +6,8 @@
  *   `fail_count` attempts, then succeed (`attempts_before_success = fail_count + 1`);
  * - #18 `test_sql/boundary_*` (`BoundaryTests.StepHandlers.NoOpHandler`);
  * - #20 `dlq_test/dlq_staleness_test` (`DlqTests.StepHandlers.TestStepHandler`): echoes `test_input`;
- * - `TestSupport.StepHandlers.SleepHandler` (no template): sleeps `sleep_ms`, for shutdown, crash and
- *   timeout tests.
+ * - `TestSupport.StepHandlers.SleepHandler` (no template): sleeps `sleep_ms` (`retry_sleep_ms` on later
+ *   attempts when given), for shutdown, crash and timeout tests.
  *
  * Attempt-dependent behaviour reads `ctx.retryCount` (the step row's attempts before this claim), never
  * in-process state: each attempt may run in a different worker process.
@@ -125,11 +125,16 @@ export const SleepHandler = defineHandler(
   'TestSupport.StepHandlers.SleepHandler',
   {},
   async ({ context }) => {
-    const value = context.inputData.sleep_ms ?? context.getConfig('sleep_ms');
+    // crash and shutdown tests let the first attempt hang and the retry finish at once
+    const key =
+      context.retryCount > 0 && context.inputData.retry_sleep_ms !== undefined
+        ? 'retry_sleep_ms'
+        : 'sleep_ms';
+    const value = context.inputData[key] ?? context.getConfig(key);
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw invalid('sleep_ms must be a number >= 0', { field: 'sleep_ms' });
+      throw invalid(`${key} must be a number >= 0`, { field: key });
     }
     await sleep(value);
-    return { slept_ms: value };
+    return { slept_ms: value, attempt: context.retryCount + 1 };
   },
 );

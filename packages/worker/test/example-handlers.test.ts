@@ -841,11 +841,17 @@ describe('TestSupport.StepHandlers.SleepHandler', () => {
     const started = performance.now();
     const result = await executeHandler(registry, sleepStep(), data({ sleep_ms: 30 }), { timeoutMs: 5000 });
     assert.ok(performance.now() - started >= 25);
-    assert.deepEqual([result.success, result.result], [true, { slept_ms: 30 }]);
+    assert.deepEqual([result.success, result.result], [true, { slept_ms: 30, attempt: 1 }]);
     const configured = await executeHandler(registry, sleepStep({ sleep_ms: 1 }), data({}, { sleep_ms: 1 }), {
       timeoutMs: 5000,
     });
-    assert.deepEqual(configured.result, { slept_ms: 1 });
+    assert.deepEqual(configured.result, { slept_ms: 1, attempt: 1 });
+  });
+
+  it('sleeps retry_sleep_ms instead on later attempts when it is given', async () => {
+    const retry = { ...data({ sleep_ms: 60_000, retry_sleep_ms: 0 }), retryCount: 1 };
+    const result = await executeHandler(registry, sleepStep(), retry, { timeoutMs: 5000 });
+    assert.deepEqual(result.result, { slept_ms: 0, attempt: 2 });
   });
 
   it('rejects a missing or negative sleep_ms; outliving the time limit is a retryable timeout', async () => {
