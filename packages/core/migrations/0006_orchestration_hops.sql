@@ -80,9 +80,9 @@ $$;
 -- Moves the given ready steps of a task to enqueued (a step waiting for its retry goes back to
 -- pending first) and sends one pointer message per step {task_uuid, step_uuid, correlation_id} to
 -- the task's namespace queue worker_{namespace}_queue (created when missing), with notification,
--- in the caller's transaction: state before queue. Returns how many steps were enqueued.
+-- in the caller's transaction: state before queue. Returns the ids of the messages sent.
 CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_processor_uuid uuid DEFAULT NULL)
-RETURNS integer
+RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
   v_queue text;
@@ -110,10 +110,10 @@ BEGIN
                                                     'correlation_id', v_correlation);
     END IF;
   END LOOP;
-  IF cardinality(v_messages) > 0 THEN
-    PERFORM pgmq.send_batch_with_notify(v_queue, v_messages);
+  IF cardinality(v_messages) = 0 THEN
+    RETURN '{}';
   END IF;
-  RETURN cardinality(v_messages);
+  RETURN ARRAY(SELECT pgmq.send_batch_with_notify(v_queue, v_messages));
 END;
 $$;
 
@@ -121,13 +121,14 @@ $$;
 -- lock (A §1.4 finalization, B §1.4 steps 2 and 5). The decision, first match wins:
 --   a step in error -> blocked_by_failures (nothing more is enqueued), then error once no step
 --                      is in flight;
---   ready steps     -> enqueue up to p_batch_size of them (task back to steps_in_process);
+--   ready steps     -> enqueue up to p_batch_size of them (the task ends in steps_in_process; a task
+--                      already there makes no task transition);
 --   steps in flight -> steps_in_process (no transition when already there);
 --   all complete    -> complete;
 --   otherwise       -> waiting_for_retry when a step waits for its retry, else waiting_for_dependencies.
 -- A pending task is started on the way (pending -> initializing -> ...). Terminal tasks are left
--- alone. Returns {task_uuid, found, from_state, state, execution_status, enqueued,
--- next_retry_at}; next_retry_at is the earliest retry not yet due, if any.
+-- alone. Returns {task_uuid, found, from_state, state, execution_status, enqueued, msg_ids,
+-- next_retry_at}: the ids of the step messages sent, and the earliest retry not yet due, if any.
 CREATE FUNCTION tasker.evaluate_task(p_task_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_batch_size integer DEFAULT 50)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -142,7 +143,7 @@ DECLARE
   v_next_retry timestamptz;
   v_ready uuid[] := '{}';
   v_status text;
-  v_enqueued integer := 0;
+  v_msg_ids bigint[] := '{}';
 BEGIN
   IF p_batch_size IS NULL OR p_batch_size < 1 THEN
     RAISE EXCEPTION 'batch size must be at least 1' USING ERRCODE = 'TK003';
@@ -154,7 +155,7 @@ BEGIN
   v_state := v_from;
   IF v_state IN ('complete', 'error', 'cancelled', 'resolved_manually') THEN
     RETURN jsonb_build_object('task_uuid', p_task_uuid, 'found', true, 'from_state', v_from, 'state', v_state,
-                              'execution_status', NULL, 'enqueued', 0, 'next_retry_at', NULL);
+                              'execution_status', NULL, 'enqueued', 0, 'msg_ids', '[]'::jsonb, 'next_retry_at', NULL);
   END IF;
 
   SELECT count(*)::integer,
@@ -193,6 +194,10 @@ BEGIN
     IF v_status = 'has_ready_steps' THEN
       v_state := tasker.move_task(p_task_uuid, v_state, 'retry_ready', 'enqueuing_steps', p_processor_uuid);
     END IF;
+  ELSIF v_state = 'steps_in_process' AND v_status = 'has_ready_steps' THEN
+    -- more steps became ready while the task runs: enqueued without moving the task through
+    -- evaluating_results and enqueuing_steps and back (the step transitions record them)
+    v_msg_ids := tasker.enqueue_steps(p_task_uuid, v_ready, p_processor_uuid);
   ELSIF (v_state = 'steps_in_process' AND v_status <> 'processing')
      OR (v_state = 'waiting_for_dependencies' AND v_status <> 'waiting_for_dependencies')
      OR v_state = 'evaluating_results' THEN
@@ -221,9 +226,9 @@ BEGIN
   END IF;
 
   IF v_state = 'enqueuing_steps' THEN
-    v_enqueued := tasker.enqueue_steps(p_task_uuid, v_ready, p_processor_uuid);
+    v_msg_ids := tasker.enqueue_steps(p_task_uuid, v_ready, p_processor_uuid);
     v_state := tasker.move_task(p_task_uuid, v_state, 'steps_enqueued', 'steps_in_process', p_processor_uuid,
-                                jsonb_build_object('enqueued_steps', v_enqueued));
+                                jsonb_build_object('enqueued_steps', cardinality(v_msg_ids)));
   END IF;
 
   IF v_state IN ('complete', 'error') AND v_state IS DISTINCT FROM v_from THEN
@@ -233,7 +238,8 @@ BEGIN
                       json_build_object('task_uuid', p_task_uuid, 'next_retry_at', v_next_retry)::text);
   END IF;
   RETURN jsonb_build_object('task_uuid', p_task_uuid, 'found', true, 'from_state', v_from, 'state', v_state,
-                            'execution_status', v_status, 'enqueued', v_enqueued, 'next_retry_at', v_next_retry);
+                            'execution_status', v_status, 'enqueued', cardinality(v_msg_ids),
+                            'msg_ids', to_jsonb(v_msg_ids), 'next_retry_at', v_next_retry);
 END;
 $$;
 
@@ -457,8 +463,10 @@ $$;
 -- of every processed ancestor by step name, retry_count (attempts before this one), attempt (this
 -- one: the claim's token), max_attempts, retryable and checkpoint.
 CREATE FUNCTION tasker.step_execution_context(p_step_uuid uuid) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
+-- PL/pgSQL: its plan is cached per session (a SQL function's is made again on every call)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT jsonb_build_object(
            'task_uuid', t.task_uuid,
            'step_uuid', ws.workflow_step_uuid,
            'step_name', ns.name,
@@ -487,7 +495,8 @@ LANGUAGE sql STABLE AS $$
   JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
   JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
   JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-  WHERE ws.workflow_step_uuid = p_step_uuid
+  WHERE ws.workflow_step_uuid = p_step_uuid);
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION tasker.claim_step(p_step_uuid uuid, p_worker_uuid uuid DEFAULT NULL, p_metadata jsonb DEFAULT '{}')
@@ -613,19 +622,25 @@ $$;
 -- A worker's completion (hop 3, or hops 3 and 4 with p_apply_inline): when the step is still in
 -- progress under this claim (attempts = p_attempt), stores the result, moves the step to
 -- enqueued_(as_error_)for_orchestration, acks the step message and either sends the result pointer
--- to p_result_queue or applies the result here (apply_step_result). Returns {completed, applied?}.
--- When another worker reclaimed the step (attempts moved on) nothing changes and the message,
--- now that worker's lease, stays; when the step left in_progress otherwise (cancelled, resolved),
--- the message is acked and the result dropped.
+-- to p_result_queue or applies the result here (apply_step_result). With the inline apply and
+-- p_claim_limit > 0, the steps the result made ready (their messages are in this same namespace
+-- queue) are claimed for this worker in the same transaction, up to p_claim_limit: a chain of steps
+-- then costs one round trip per step. Returns {completed, applied?, claims?: [{msg_id, outcome,
+-- context}]}. When another worker reclaimed the step (attempts moved on) nothing changes and the
+-- message, now that worker's lease, stays; when the step left in_progress otherwise (cancelled,
+-- resolved), the message is acked and the result dropped.
 CREATE FUNCTION tasker.complete_step_message(
   p_queue text, p_msg_id bigint, p_step_uuid uuid, p_worker_uuid uuid, p_attempt integer, p_results jsonb,
   p_result_queue text DEFAULT 'orchestration_step_results', p_apply_inline boolean DEFAULT false,
-  p_batch_size integer DEFAULT 50
+  p_batch_size integer DEFAULT 50, p_claim_limit integer DEFAULT 0, p_default_timeout_seconds integer DEFAULT 30,
+  p_lease_grace_seconds integer DEFAULT 5
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_state text;
   v_attempts integer;
+  v_applied jsonb;
+  v_ready bigint[];
 BEGIN
   SELECT ws.current_state, ws.attempts INTO v_state, v_attempts
   FROM tasker.workflow_steps ws WHERE ws.workflow_step_uuid = p_step_uuid FOR NO KEY UPDATE;
@@ -639,9 +654,17 @@ BEGIN
   PERFORM tasker.complete_step(p_step_uuid, p_worker_uuid, p_results,
                                CASE WHEN p_apply_inline THEN NULL ELSE p_result_queue END);
   PERFORM pgmq.delete(p_queue, ARRAY[p_msg_id]);
-  IF p_apply_inline THEN
-    RETURN jsonb_build_object('completed', true, 'applied', tasker.apply_step_result(p_step_uuid, p_worker_uuid, p_batch_size));
+  IF NOT p_apply_inline THEN
+    RETURN jsonb_build_object('completed', true);
   END IF;
-  RETURN jsonb_build_object('completed', true);
+  v_applied := tasker.apply_step_result(p_step_uuid, p_worker_uuid, p_batch_size);
+  v_ready := ARRAY(SELECT jsonb_array_elements_text(v_applied -> 'task' -> 'msg_ids')::bigint);
+  IF coalesce(p_claim_limit, 0) < 1 OR cardinality(v_ready) = 0 THEN
+    RETURN jsonb_build_object('completed', true, 'applied', v_applied);
+  END IF;
+  RETURN jsonb_build_object('completed', true, 'applied', v_applied, 'claims', (
+    SELECT coalesce(jsonb_agg(jsonb_build_object('msg_id', c.msg_id, 'outcome', c.outcome, 'context', c.context)), '[]')
+    FROM tasker.claim_step_messages(p_queue, v_ready, p_claim_limit, 0, p_worker_uuid,
+                                    p_default_timeout_seconds, p_lease_grace_seconds) c));
 END;
 $$;

@@ -209,6 +209,52 @@ for (const backend of BACKENDS) {
       });
     }
 
+    it('claims the steps a result made ready in the completing transaction (chained claims)', async () => {
+      const task = await manager.createTask(diamond, { even_number: 6 });
+      await evaluate(task);
+      let [current] = await claim(diamondQueue);
+      const ran: string[] = [];
+      const pending: Claim[] = [];
+      while (current) {
+        assert.ok(current.context);
+        ran.push(current.context.step_name);
+        const { rows } = await t.db.query<{ r: { completed: boolean; claims?: Claim[] } }>(
+          'SELECT tasker.complete_step_message($1, $2, $3, $4, $5, $6::jsonb, $7, true, 50, 10, 30, 5) AS r',
+          [
+            diamondQueue,
+            current.msg_id,
+            current.context.step_uuid,
+            worker,
+            current.context.attempt,
+            JSON.stringify(successResult({ step: current.context.step_name })),
+            RESULTS,
+          ],
+        );
+        assert.equal(rows[0]?.r.completed, true);
+        for (const next of rows[0]?.r.claims ?? []) {
+          assert.equal(next.outcome, 'claimed');
+          pending.push(next);
+        }
+        current = pending.shift();
+      }
+      assert.deepEqual(ran.sort(), [
+        'diamond_branch_b_ts',
+        'diamond_branch_c_ts',
+        'diamond_end_ts',
+        'diamond_start_ts',
+      ]);
+      assert.equal(await task.taskState(), 'complete');
+      assert.equal(await queueLength(diamondQueue), 0);
+      assert.deepEqual(await taskTransitions(task), [
+        '->pending',
+        'pending>initializing',
+        'initializing>enqueuing_steps',
+        'enqueuing_steps>steps_in_process',
+        'steps_in_process>evaluating_results',
+        'evaluating_results>complete',
+      ]);
+    });
+
     it('keeps a task in steps_in_process while a sibling still runs', async () => {
       const task = await manager.createTask(diamond, { even_number: 6 });
       await evaluate(task);

@@ -46,7 +46,7 @@ export const CLAIM_OUTCOMES = ['claimed', 'reclaimed', 'lost', 'stale', 'malform
 export type ClaimOutcome = (typeof CLAIM_OUTCOMES)[number];
 
 /** How a step was claimed: a notification, the fallback poller, a catch-up scan, or deferred work. */
-export const CLAIM_SOURCES = ['push', 'poll', 'catch_up', 'deferred'] as const;
+export const CLAIM_SOURCES = ['push', 'poll', 'catch_up', 'deferred', 'chained'] as const;
 export type ClaimSource = (typeof CLAIM_SOURCES)[number];
 
 /** `error_type` of the failure reported for a step whose claim context could not be used. */
@@ -78,8 +78,17 @@ export interface TaskerWorkerOptions {
   pollMinAgeSeconds?: number;
   /** Where results are handed to orchestration. Default `orchestration_step_results`. */
   resultQueue?: string;
-  /** Apply results in the completion transaction (hops 3 and 4 as one). Default false. */
+  /**
+   * Apply results in the completion transaction (hops 3 and 4 as one): the steps a result makes
+   * ready are enqueued and a finished task is finalized without the orchestration process. Default
+   * true; false hands every result to orchestration through `resultQueue`.
+   */
   applyResultsInline?: boolean;
+  /**
+   * With the inline apply: claim the steps a result made ready, up to the free slots, in the same
+   * completion transaction, so a chain of steps costs one round trip per step. Default true.
+   */
+  claimSuccessors?: boolean;
   /** Most steps one inline evaluation enqueues. Default 50. */
   batchSize?: number;
   /** How long `stop()` waits for running handlers (ms). Default 30,000. */
@@ -103,7 +112,8 @@ export const WORKER_DEFAULTS = {
   pollIntervalMs: 1000,
   pollMinAgeSeconds: 5,
   resultQueue: 'orchestration_step_results',
-  applyResultsInline: false,
+  applyResultsInline: true,
+  claimSuccessors: true,
   batchSize: 50,
   shutdownTimeoutMs: 30_000,
   maxDeferredIds: 1000,
@@ -175,6 +185,8 @@ export class WorkerStateError extends TaskerError {
   }
 }
 
+/** Ids of chained claims remembered so that their own notifications are skipped. */
+const MAX_CHAINED_IDS = 10_000;
 /** Most notified ids one claim takes from buffered notifications. */
 const MAX_COALESCED_IDS = 500;
 /** stop() waits this long past the shutdown deadline for its loops and listener, at most. */
@@ -253,6 +265,8 @@ interface QueueState {
   deferred: Set<number>;
   /** Claim visible messages (no ids) at the next free slot: ids were dropped or push may have missed some. */
   scanVisible: boolean;
+  /** Ids this worker claimed in a completion (chained): their own notifications need no claim. */
+  chained: Set<number>;
 }
 
 interface ClaimRow {
@@ -316,6 +330,7 @@ export class TaskerWorker {
   readonly #pollMinAgeSeconds: number;
   readonly #resultQueue: string;
   readonly #inline: boolean;
+  readonly #claimSuccessors: boolean;
   readonly #batchSize: number;
   readonly #shutdownTimeoutMs: number;
   readonly #maxDeferredIds: number;
@@ -343,7 +358,7 @@ export class TaskerWorker {
   #stopPromise: Promise<void> | undefined;
   readonly #counters = {
     claims: { claimed: 0, reclaimed: 0, lost: 0, stale: 0, malformed: 0 } as Record<ClaimOutcome, number>,
-    claimSources: { push: 0, poll: 0, catch_up: 0, deferred: 0 } as Record<ClaimSource, number>,
+    claimSources: { push: 0, poll: 0, catch_up: 0, deferred: 0, chained: 0 } as Record<ClaimSource, number>,
     results: { succeeded: 0, failedRetryable: 0, failedPermanent: 0 },
     completions: { completed: 0, lost: 0, retries: 0, errors: 0 },
     invalidClaims: 0,
@@ -396,6 +411,7 @@ export class TaskerWorker {
       issues.push({ field: 'resultQueue', message: errorMessage(error) });
     }
     this.#inline = options.applyResultsInline ?? d.applyResultsInline;
+    this.#claimSuccessors = this.#inline && (options.claimSuccessors ?? d.claimSuccessors);
     this.#batchSize = positiveInteger(issues, 'batchSize', options.batchSize ?? d.batchSize);
     this.#shutdownTimeoutMs = nonNegativeNumber(
       issues,
@@ -430,7 +446,12 @@ export class TaskerWorker {
       }
     }
     if (issues.length > 0) throw new ValidationError(issues);
-    this.#queues = [...names].sort().map((name) => ({ name, deferred: new Set(), scanVisible: false }));
+    this.#queues = [...names].sort().map((name) => ({
+      name,
+      deferred: new Set(),
+      scanVisible: false,
+      chained: new Set(),
+    }));
     this.#logger = options.logger ?? SILENT_LOGGER;
     this.#supervisor = new Supervisor({
       logger: this.#logger,
@@ -714,7 +735,8 @@ export class TaskerWorker {
       if (limit > 0 && rows.length >= limit) queue.scanVisible = true;
       return;
     }
-    const sorted = [...new Set(ids)].sort((a, b) => a - b);
+    const sorted = [...new Set(ids)].filter((id) => !queue.chained.delete(id)).sort((a, b) => a - b);
+    if (sorted.length === 0) return;
     if (this.#free() <= 0) {
       this.#counters.saturated += sorted.length;
       this.#defer(queue, sorted);
@@ -812,7 +834,8 @@ export class TaskerWorker {
     minAgeSeconds: number,
     source: ClaimSource,
   ): Promise<{ limit: number; rows: ClaimRow[] }> {
-    const limit = this.#free();
+    // a claim by ids takes at most one message per id
+    const limit = ids === null ? this.#free() : Math.min(this.#free(), ids.length);
     if (limit <= 0 || !this.#accepting) return { limit: 0, rows: [] };
     this.#reserved += limit;
     this.#claimsInFlight++;
@@ -986,27 +1009,39 @@ export class TaskerWorker {
    */
   async #complete(job: Job, result: StepExecutionResult): Promise<void> {
     const fields = { correlation_id: job.correlationId, task_uuid: job.taskUuid, step_uuid: job.stepUuid };
-    const params = [
-      job.queue,
-      job.msgId,
-      job.stepUuid,
-      this.workerId,
-      job.attempt,
-      JSON.stringify(result),
-      this.#resultQueue,
-      this.#inline,
-      this.#batchSize,
-    ];
     for (let attempt = 1; ; attempt++) {
+      // successors are claimed into free slots, reserved while the call runs (as #claim does)
+      const chainLimit = this.#claimSuccessors && this.#accepting ? Math.max(0, this.#free()) : 0;
+      this.#reserved += chainLimit;
+      let reserved = true;
+      const release = (): void => {
+        if (reserved) this.#reserved -= chainLimit;
+        reserved = false;
+      };
       try {
         const { rows } = await this.#db.query<{ r: unknown }>(
-          'SELECT tasker.complete_step_message($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) AS r',
-          params,
+          'SELECT tasker.complete_step_message($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12) AS r',
+          [
+            job.queue,
+            job.msgId,
+            job.stepUuid,
+            this.workerId,
+            job.attempt,
+            JSON.stringify(result),
+            this.#resultQueue,
+            this.#inline,
+            this.#batchSize,
+            chainLimit,
+            this.#defaultTimeoutSeconds,
+            this.#leaseGraceSeconds,
+          ],
         );
         const outcome = rows[0]?.r;
         if (isObject(outcome) && outcome.completed === true) {
           this.#counters.completions.completed++;
           this.#logger.debug({ ...fields, success: result.success }, 'step result stored');
+          release();
+          this.#acceptChained(job.queue, outcome.claims);
           return;
         }
         this.#counters.completions.lost++;
@@ -1024,8 +1059,34 @@ export class TaskerWorker {
         }
         this.#counters.completions.retries++;
         this.#logger.warn({ ...fields, attempt, error }, 'storing the result failed; retrying');
+        release();
         await sleep(this.#completionBackoffMs * 2 ** (attempt - 1), this.#abandon.signal);
+      } finally {
+        release();
       }
+    }
+  }
+
+  /** Starts the successor steps a completion claimed, and remembers their ids (see #intake). */
+  #acceptChained(queueName: string, claims: unknown): void {
+    const queue = this.#queues.find((candidate) => candidate.name === queueName);
+    if (queue === undefined || !Array.isArray(claims)) return;
+    for (const claim of claims) {
+      if (!isObject(claim)) continue;
+      const msgId = Number(claim.msg_id);
+      if (Number.isSafeInteger(msgId)) {
+        queue.chained.add(msgId);
+        // bounded: the oldest ids go first (their notifications have long arrived)
+        if (queue.chained.size > MAX_CHAINED_IDS) {
+          const oldest = queue.chained.values().next();
+          if (!oldest.done) queue.chained.delete(oldest.value);
+        }
+      }
+      this.#accept(
+        queue,
+        { msgId: String(claim.msg_id), outcome: String(claim.outcome), context: claim.context },
+        'chained',
+      );
     }
   }
 }
