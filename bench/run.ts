@@ -20,6 +20,7 @@ import {
 const SUITES: Record<string, () => Promise<Suite>> = {
   pgmq: async () => (await import('./suites/pgmq.ts')).pgmqSuite,
   sql: async () => (await import('./suites/sql.ts')).sqlSuite,
+  e2e: async () => (await import('./suites/e2e.ts')).e2eSuite,
 };
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -33,6 +34,7 @@ function usage(): string {
     '  --processes=split|single, --consumer-wait=retry|listener, --vacuum=no|yes,',
     '  --synchronous-commit=default|on|off,',
     '  --extra-sql=<file> (run after the migrations, e.g. CREATE OR REPLACE FUNCTION to try a change)',
+    'e2e options: --samples --warmup --modes=queue,inline',
   ].join('\n');
 }
 
