@@ -56,6 +56,8 @@ class PostgresListenSession implements ListenSession {
   #ended = false;
   #paused = false;
   #commands = 0;
+  /** The command before this one: commands run one after another (see #command). */
+  #last: Promise<unknown> = Promise.resolve();
 
   private constructor(client: pg.Client) {
     this.#client = client;
@@ -109,8 +111,15 @@ class PostgresListenSession implements ListenSession {
   async #command(sql: string): Promise<void> {
     this.#commands++;
     this.#client.connection.stream.resume();
+    // One command at a time: node-postgres queues overlapping queries itself but deprecates it
+    // (pg@9 refuses them), and subscriptions made together would overlap their LISTENs.
+    const run = this.#last.then(() => this.#client.query(sql));
+    this.#last = run.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      await this.#client.query(sql);
+      await run;
     } finally {
       this.#commands--;
       if (this.#paused && this.#commands === 0) this.#client.connection.stream.pause();
