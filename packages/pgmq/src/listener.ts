@@ -140,6 +140,8 @@ export class PgmqListener {
   readonly #db: Database;
   readonly #options: Required<ListenerOptions>;
   readonly #subscriptions = new Map<string, Set<Subscription>>();
+  /** LISTENs in flight, by channel: later subscribers of the channel wait for them. */
+  readonly #listening = new Map<string, Promise<void>>();
   /** Raw notifications and reconnect markers, in arrival order, waiting for the dispatch loop. */
   readonly #inbound: (Notification | 'reconnected')[] = [];
   #session: ListenSession | null = null;
@@ -250,12 +252,21 @@ export class PgmqListener {
     if (!set) {
       set = new Set();
       this.#subscriptions.set(channel, set);
-      try {
-        await this.#session?.listen(channel);
-      } catch (error) {
-        // The connection dropped meanwhile: the reconnect LISTENs on every channel in the map.
-        this.#report(error);
-      }
+      const listening = (async () => {
+        try {
+          await this.#session?.listen(channel);
+        } catch (error) {
+          // The connection dropped meanwhile: the reconnect LISTENs on every channel in the map.
+          this.#report(error);
+        }
+      })();
+      this.#listening.set(channel, listening);
+      await listening;
+      if (this.#listening.get(channel) === listening) this.#listening.delete(channel);
+    } else {
+      // A subscriber that comes while the channel's LISTEN is still in flight waits for it too: it
+      // is only told "subscribed" once notifications on the channel can reach it.
+      await this.#listening.get(channel);
     }
     set.add(subscription);
     return subscription;

@@ -60,6 +60,28 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('returns a second subscription of a channel only once the channel is listened on', async () => {
+      // worker_orders_queue and orders_queue share the channel of namespace "orders"; made together,
+      // the second must not resolve while the first one's LISTEN is still in flight
+      const fresh = new PgmqListener(f.db, { onError: (error) => errors.push(error) });
+      try {
+        const [first, second] = await Promise.all([
+          fresh.subscribeQueue('worker_orders_queue'),
+          fresh.subscribeQueue('orders_queue'),
+        ]);
+        const id = await f.pgmq.send('orders_queue', { second: true });
+        const [event] = await take(second, 1);
+        assert.deepEqual(event?.type === 'message_with_payload' && [event.msgId, event.queueName], [
+          id,
+          'orders_queue',
+        ]);
+        first.close();
+        second.close();
+      } finally {
+        await fresh.close();
+      }
+    });
+
     it('delivers signal-only and batch events; a signal is claimed with readMessage', async () => {
       const orders = await listener.subscribeQueue('worker_orders_queue');
       try {
