@@ -1,8 +1,8 @@
 /**
  * A supervised LISTEN on one plain channel (not a queue channel, which `@tasker/pgmq`'s listener
  * handles): the loop body opens a session, listens, and ends in an error when the session is lost,
- * so the supervisor reopens it with backoff. What was sent while it was down is not replayed: the
- * callers' polling safety nets cover it.
+ * so the supervisor reopens it with backoff. What was sent while it was down is not replayed:
+ * `onListening` runs each time the channel is listened on, for the caller to catch up.
  */
 import type { Database } from '@tasker/db';
 
@@ -12,6 +12,7 @@ export async function listenChannel(
   channel: string,
   onPayload: (payload: string) => void,
   signal: AbortSignal,
+  onListening: () => Promise<void> = async () => undefined,
 ): Promise<void> {
   if (signal.aborted) return;
   const lost = Promise.withResolvers<void>();
@@ -27,6 +28,8 @@ export async function listenChannel(
   if (signal.aborted) lost.resolve();
   try {
     await session.listen(channel);
+    // what was sent before (or while reconnecting) is gone: the caller catches up now
+    await onListening();
     await lost.promise;
   } finally {
     signal.removeEventListener('abort', aborted);

@@ -149,7 +149,13 @@ export class OrchestrationEngine {
     }
     if (hasPush(readinessMode)) {
       supervisor.start('retry-listener', (signal) =>
-        listenChannel(this.#db, RETRY_CHANNEL, (payload) => this.#onRetryScheduled(payload), signal),
+        listenChannel(
+          this.#db,
+          RETRY_CHANNEL,
+          (payload) => this.#onRetryScheduled(payload),
+          signal,
+          () => this.#track(this.#catchUpRetries()),
+        ),
       );
     }
     if (hasPolling(readinessMode)) {
@@ -214,6 +220,8 @@ export class OrchestrationEngine {
     const close = () => subscription.close();
     signal.addEventListener('abort', close, { once: true });
     try {
+      // what arrived before the subscription (a restart, an engine that was down) is taken now
+      await this.#track(this.#drain(() => handle(null), signal));
       for (;;) {
         const first = await subscription.next();
         if (first === undefined) return;
@@ -397,6 +405,18 @@ export class OrchestrationEngine {
     this.#metrics.readyTasksEvaluated += rows.length;
     for (const row of rows) this.#scheduleRetry(row.e);
     return rows.length >= readinessBatchSize ? rows.length : 0;
+  }
+
+  /** Timers for the retries already waiting (the notifications sent before listening are gone). */
+  async #catchUpRetries(): Promise<void> {
+    const { rows } = await this.#db.query<{ task_uuid: string; next_retry_at: string }>(
+      `SELECT ws.task_uuid, to_json(min(ws.next_retry_at)) #>> '{}' AS next_retry_at FROM tasker.workflow_steps ws
+       WHERE ws.current_state = 'waiting_for_retry' AND ws.next_retry_at IS NOT NULL
+       GROUP BY ws.task_uuid ORDER BY 2 LIMIT $1`,
+      [this.settings.maxRetryTimers],
+    );
+    for (const row of rows)
+      this.#scheduleRetry({ task_uuid: row.task_uuid, found: true, next_retry_at: row.next_retry_at });
   }
 
   #onRetryScheduled(payload: string): void {

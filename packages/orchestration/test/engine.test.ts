@@ -153,7 +153,10 @@ for (const backend of BACKENDS) {
             success({ step: name }),
           );
           assert.equal(state, 'complete');
-          assert.equal(engine.metrics().resultsApplied, 4);
+          // the completion notification may arrive before the applying call returns to the engine
+          await waitFor('four applied results', async () =>
+            engine.metrics().resultsApplied === 4 ? true : undefined,
+          );
           assert.equal(engine.health().status, 'healthy');
         });
       });
@@ -236,6 +239,34 @@ for (const backend of BACKENDS) {
       );
     });
 
+    it('sets timers for retries that were already waiting when it started', async () => {
+      const first = new OrchestrationEngine({ db: t.db, registry, orchestrationMode: 'EventDrivenOnly' });
+      await first.start();
+      const created = await first.createTask({
+        namespace: 'rust_e2e_retry',
+        name: 'retry_mechanics_test',
+        version: retry.template.version,
+        context: { run: randomUUID() },
+      });
+      await first.stop();
+      // the first attempt fails with no engine running; the result is applied here by hand
+      await work('worker_rust_e2e_retry_queue', () => retryableFailure());
+      await t.db.query('SELECT * FROM tasker.process_step_results($1, NULL, 20, 0)', [
+        'orchestration_step_results',
+      ]);
+      assert.equal(await taskState(created.taskUuid), 'waiting_for_retry');
+      await withEngine(
+        { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
+        async (engine) => {
+          const state = await runTask(created.taskUuid, 'worker_rust_e2e_retry_queue', (_, attempt) =>
+            success({ attempts: attempt }),
+          );
+          assert.equal(state, 'complete');
+          assert.ok(engine.metrics().retryTimersFired >= 1);
+        },
+      );
+    });
+
     it('leaves unapplied results in the queue when it is stopped, for the next engine', async () => {
       const engine = new OrchestrationEngine({ db: t.db, registry, orchestrationMode: 'EventDrivenOnly' });
       await engine.start();
@@ -245,8 +276,9 @@ for (const backend of BACKENDS) {
       assert.equal(engine.health().status, 'stopped');
       await work('worker_diamond_workflow_ts_queue', (name) => success({ step: name }));
       assert.equal(await taskState(created.taskUuid), 'steps_in_process');
+      // push only: the results that arrived while no engine ran are caught up at subscription
       await withEngine(
-        { orchestrationMode: 'PollingOnly', fallbackPollIntervalMs: 20, fallbackMinAgeSeconds: 0 },
+        { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
         async () => {
           const state = await runTask(created.taskUuid, 'worker_diamond_workflow_ts_queue', (name) =>
             success({ step: name }),
