@@ -1,8 +1,8 @@
 /**
  * The example step handlers of the acceptance workflows #1–#22 (reference C §6.1–§6.3; templates in
  * `examples/templates`), keyed by the templates' `handler.callable`, plus the test-support
- * `TestSupport.StepHandlers.SleepHandler`. Decision, batch, checkpoint and domain-event workflows
- * (#23–#30) are not here yet.
+ * `TestSupport.StepHandlers.SleepHandler`, the decision workflow #23 and the batch workflow #25.
+ * #24 and #26–#30 (other batch, checkpoint and domain-event workflows) are not here yet.
  *
  * `registerExampleHandlers(registry)` registers them all; `registry.loadDirectory('examples/handlers')`
  * finds the same handlers (every module exports its handler classes).
@@ -14,8 +14,10 @@ import {
   StepHandler,
   type StepHandlerClass,
 } from '@tasker/worker';
+import * as conditionalApproval from './conditional-approval.ts';
 import * as customerSuccess from './customer-success.ts';
 import * as dataPipeline from './data-pipeline.ts';
+import * as dataProcessing from './data-processing.ts';
 import * as ecommerce from './ecommerce.ts';
 import * as math from './math.ts';
 import * as microservices from './microservices.ts';
@@ -34,6 +36,8 @@ const MODULES: ReadonlyArray<Record<string, unknown>> = [
   customerSuccess,
   testScenarios,
   resolverTests,
+  conditionalApproval,
+  dataProcessing,
 ];
 
 function isHandlerClass(value: unknown): value is StepHandlerClass {

@@ -303,6 +303,7 @@ DECLARE
   v_max_attempts integer;
   v_retryable boolean;
   v_retry jsonb;
+  v_step_type text;
   v_wants_retry boolean;
   v_hint double precision;
   v_outcome text;
@@ -312,8 +313,9 @@ BEGIN
     RETURN jsonb_build_object('applied', false, 'step_uuid', p_step_uuid, 'step_state', NULL);
   END IF;
   PERFORM 1 FROM tasker.tasks t WHERE t.task_uuid = v_task FOR NO KEY UPDATE;
-  SELECT ws.current_state, ws.results, ws.attempts, ws.max_attempts, ws.retryable, d.definition -> 'retry'
-  INTO v_state, v_results, v_attempts, v_max_attempts, v_retryable, v_retry
+  SELECT ws.current_state, ws.results, ws.attempts, ws.max_attempts, ws.retryable, d.definition -> 'retry',
+         d.definition ->> 'type'
+  INTO v_state, v_results, v_attempts, v_max_attempts, v_retryable, v_retry, v_step_type
   FROM tasker.workflow_steps ws
   JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
   JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
@@ -327,8 +329,8 @@ BEGIN
   FOR NO KEY UPDATE OF ws;
 
   IF v_state = 'enqueued_for_orchestration' THEN
-    PERFORM tasker.transition_step_state(p_step_uuid, v_state, 'complete', 'complete', p_processor_uuid);
-    v_outcome := 'complete';
+    -- complete, or error when a decision's outcome is invalid (0007: creates its steps first)
+    v_outcome := tasker.complete_reported_step(p_step_uuid, v_step_type, p_processor_uuid);
   ELSIF v_state = 'enqueued_as_error_for_orchestration' THEN
     v_wants_retry := coalesce(
       CASE WHEN jsonb_typeof(v_results -> 'metadata' -> 'retryable') = 'boolean'

@@ -3,8 +3,35 @@
  * errors and their classification, the handler registry and resolvers, and `executeHandler` — and the
  * worker runtime (`TaskerWorker`) that claims steps from the namespace queues and runs them.
  */
+export {
+  type BatchAnalyzerOptions,
+  type BatchCursorConfig,
+  type BatchPlan,
+  type BatchProcessingOutcome,
+  type BatchWorkerContext,
+  batchSuccess,
+  createCursorConfigs,
+  defineBatchAnalyzer,
+  defineBatchWorker,
+  getBatchContext,
+  NO_OP_BATCH_ID,
+  noBatchesResult,
+  noOpWorkerResult,
+} from './batch.ts';
 export { type ClaimedStep, parseClaimedStep } from './claim.ts';
 export { StepContext, type StepContextData } from './context.ts';
+export {
+  DECISION_ERROR_TYPE,
+  Decision,
+  type DecisionFailureOptions,
+  type DecisionPointOutcome,
+  type DecisionReturn,
+  decisionFailure,
+  decisionSuccess,
+  defineDecisionHandler,
+  MAX_STEPS_PER_DECISION,
+  skipBranches,
+} from './decision.ts';
 export { type DefineHandlerOptions, defineHandler, type HandlerArgs } from './define.ts';
 export {
   classifyError,

@@ -30,7 +30,7 @@ import {
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const TEMPLATES = join(ROOT, 'examples/templates');
-const COVERED = (n: number) => n >= 1 && n <= 22;
+const COVERED = (n: number) => (n >= 1 && n <= 23) || n === 25;
 
 const registry = new HandlerRegistry();
 registerExampleHandlers(registry);
@@ -166,9 +166,9 @@ function assertFailure(
 const pow = (n: number, e: number) => BigInt(n) ** BigInt(e);
 
 describe('example handler registration', () => {
-  it('resolves every handler block of the covered templates (#1–#22), method included', async () => {
+  it('resolves every handler block of the covered templates (#1–#23, #25), method included', async () => {
     const covered = templates.filter((t) => COVERED(acceptanceNumber(t)));
-    assert.equal(covered.length, 26);
+    assert.equal(covered.length, 28);
     const callables = new Set<string>();
     for (const t of covered) {
       for (const step of t.steps) {
@@ -862,5 +862,150 @@ describe('TestSupport.StepHandlers.SleepHandler', () => {
     }
     const timedOut = await executeHandler(registry, sleepStep(), data({ sleep_ms: 200 }), { timeoutMs: 20 });
     assertFailure(timedOut, { retryable: true, errorType: 'timeout' });
+  });
+});
+
+describe('#23 conditional_approval_ts/approval_routing_ts', () => {
+  const t = () => template('conditional_approval_ts', 'approval_routing_ts');
+  const request = (amount: number): JsonObject => ({ amount, requester: 'jane.doe', purpose: 'offsite' });
+
+  async function decide(amount: number): Promise<Record<string, StepExecutionResult>> {
+    const results: Record<string, StepExecutionResult> = {};
+    results.validate_request_ts = await runStep(t(), 'validate_request_ts', request(amount));
+    results.routing_decision_ts = await runStep(t(), 'routing_decision_ts', request(amount), { results });
+    return results;
+  }
+
+  const cases: Array<[number, string[]]> = [
+    [500, ['auto_approve_ts']],
+    [2500, ['manager_approval_ts']],
+    [10_000, ['manager_approval_ts', 'finance_review_ts']],
+    [1000, ['manager_approval_ts']],
+    [5000, ['manager_approval_ts', 'finance_review_ts']],
+    [0.01, ['auto_approve_ts']],
+  ];
+  for (const [amount, approvals] of cases) {
+    it(`${amount} ⇒ ${approvals.join(' + ')}, and finalize approves after them`, async () => {
+      const results = await decide(amount);
+      const decision = resultOf(results, 'routing_decision_ts');
+      assert.deepEqual(decision.decision_point_outcome, { type: 'create_steps', step_names: approvals });
+      for (const name of approvals) results[name] = await runStep(t(), name, request(amount), { results });
+      results.finalize_approval_ts = await runStep(t(), 'finalize_approval_ts', request(amount), { results });
+      assert.deepEqual(resultOf(results, 'finalize_approval_ts'), {
+        approved: true,
+        status: 'approved',
+        approval_chain: approvals,
+        amount,
+      });
+    });
+  }
+
+  it('rejects a non-positive amount or a missing requester permanently', async () => {
+    for (const context of [request(0), { amount: 10, purpose: 'x' }]) {
+      const result = await runStep(t(), 'validate_request_ts', context);
+      assertFailure(result, { retryable: false, errorType: 'validation_error' });
+    }
+  });
+});
+
+describe('#25 data_processing/large_dataset_processor', () => {
+  const t = () => template('data_processing', 'large_dataset_processor');
+
+  async function analyze(size: number): Promise<StepExecutionResult> {
+    return runStep(t(), 'analyze_dataset', { dataset_size: size });
+  }
+
+  /** Runs worker `name` of the template with the inputs orchestration would have written. */
+  function runWorker(name: string, cursor: JsonObject, isNoOp: boolean): Promise<StepExecutionResult> {
+    const step = stepOf(t(), 'process_batch');
+    const data: StepContextData = {
+      taskUuid: 'task-dataset',
+      stepUuid: `step-${name}`,
+      stepName: name,
+      correlationId: 'corr-1',
+      inputData: {},
+      stepConfig: step.handler.initialization,
+      stepInputs: {
+        ...step.handler.initialization,
+        cursor,
+        batch_metadata: { cursor_field: 'id', failure_strategy: 'fail_fast' },
+        is_no_op: isNoOp,
+        __template_step_name: 'process_batch',
+      },
+      retryCount: 0,
+      maxAttempts: step.retry.max_attempts,
+    };
+    return executeHandler(registry, step, data, { timeoutMs: 5000, workerId: 'test-worker' });
+  }
+
+  it('500 ⇒ 1 batch, 5000 ⇒ 5, 25 000 ⇒ at most 10 (max_workers)', async () => {
+    for (const [size, count] of [
+      [500, 1],
+      [5000, 5],
+      [25_000, 10],
+    ] as const) {
+      const result = resultOf({ analyze: await analyze(size) }, 'analyze');
+      const outcome = result.batch_processing_outcome as JsonObject;
+      assert.equal(outcome.type, 'create_batches');
+      assert.equal(outcome.worker_template_name, 'process_batch');
+      assert.equal(outcome.worker_count, count);
+      assert.equal(outcome.total_items, size);
+      const configs = outcome.cursor_configs as JsonObject[];
+      assert.equal(configs[0]?.batch_id, '001');
+      assert.equal(configs[0]?.start_cursor, 0);
+      assert.equal(configs.at(-1)?.end_cursor, size);
+    }
+  });
+
+  it('50 ⇒ no_batches; a bad dataset_size is a permanent validation_error', async () => {
+    const result = resultOf({ analyze: await analyze(50) }, 'analyze');
+    assert.deepEqual(result.batch_processing_outcome, { type: 'no_batches' });
+    assertFailure(await analyze(-1), { retryable: false, errorType: 'validation_error' });
+  });
+
+  it('a worker sums its range; the no-op placeholder does nothing; the aggregator adds them up', async () => {
+    const cursor = { batch_id: '002', start_cursor: 10, end_cursor: 20, batch_size: 10 };
+    const worker = resultOf({ w: await runWorker('process_batch_002', cursor, false) }, 'w');
+    assert.deepEqual(worker, {
+      batch_id: '002',
+      items_processed: 10,
+      value_sum: 145,
+      operation: 'transform',
+    });
+    const placeholder = { batch_id: '000', start_cursor: 0, end_cursor: 0, batch_size: 0 };
+    const noOp = resultOf({ w: await runWorker('process_batch_000', placeholder, true) }, 'w');
+    assert.deepEqual(noOp, { no_op: true, batch_id: '000', items_processed: 0 });
+    const step = stepOf(t(), 'aggregate_results');
+    const aggregate = await executeHandler(
+      registry,
+      step,
+      {
+        taskUuid: 'task-dataset',
+        stepUuid: 'step-aggregate',
+        stepName: 'aggregate_results',
+        correlationId: 'corr-1',
+        inputData: {},
+        stepConfig: step.handler.initialization,
+        // workers are found by name prefix: they exist only at run time
+        dependencyResults: {
+          analyze_dataset: await analyze(5000),
+          process_batch_001: await runWorker(
+            'process_batch_001',
+            { ...cursor, start_cursor: 0, end_cursor: 10 },
+            false,
+          ),
+          process_batch_002: await runWorker('process_batch_002', cursor, false),
+        },
+        retryCount: 0,
+        maxAttempts: 1,
+      },
+      { timeoutMs: 5000 },
+    );
+    assert.deepEqual(resultOf({ a: aggregate }, 'a'), {
+      no_batches: false,
+      worker_count: 2,
+      total_processed: 20,
+      value_sum: 190,
+    });
   });
 });
