@@ -80,8 +80,10 @@ $$;
 -- Moves the given ready steps of a task to enqueued (a step waiting for its retry goes back to
 -- pending first) and sends one pointer message per step {task_uuid, step_uuid, correlation_id} to
 -- the task's namespace queue worker_{namespace}_queue (created when missing), with notification,
--- in the caller's transaction: state before queue. Returns the ids of the messages sent.
-CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_processor_uuid uuid DEFAULT NULL)
+-- in the caller's transaction: state before queue. Returns the ids of the messages sent. With
+-- p_notify false no notification is sent: the caller claims them itself and notifies the rest.
+CREATE FUNCTION tasker.enqueue_steps(p_task_uuid uuid, p_step_uuids uuid[], p_processor_uuid uuid DEFAULT NULL,
+                                     p_notify boolean DEFAULT true)
 RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -113,6 +115,9 @@ BEGIN
   IF cardinality(v_messages) = 0 THEN
     RETURN '{}';
   END IF;
+  IF NOT p_notify THEN
+    RETURN ARRAY(SELECT pgmq.send_batch(v_queue, v_messages));
+  END IF;
   RETURN ARRAY(SELECT pgmq.send_batch_with_notify(v_queue, v_messages));
 END;
 $$;
@@ -129,7 +134,8 @@ $$;
 -- A pending task is started on the way (pending -> initializing -> ...). Terminal tasks are left
 -- alone. Returns {task_uuid, found, from_state, state, execution_status, enqueued, msg_ids,
 -- next_retry_at}: the ids of the step messages sent, and the earliest retry not yet due, if any.
-CREATE FUNCTION tasker.evaluate_task(p_task_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_batch_size integer DEFAULT 50)
+CREATE FUNCTION tasker.evaluate_task(p_task_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_batch_size integer DEFAULT 50,
+                                     p_notify boolean DEFAULT true)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -197,7 +203,7 @@ BEGIN
   ELSIF v_state = 'steps_in_process' AND v_status = 'has_ready_steps' THEN
     -- more steps became ready while the task runs: enqueued without moving the task through
     -- evaluating_results and enqueuing_steps and back (the step transitions record them)
-    v_msg_ids := tasker.enqueue_steps(p_task_uuid, v_ready, p_processor_uuid);
+    v_msg_ids := tasker.enqueue_steps(p_task_uuid, v_ready, p_processor_uuid, p_notify);
   ELSIF (v_state = 'steps_in_process' AND v_status <> 'processing')
      OR (v_state = 'waiting_for_dependencies' AND v_status <> 'waiting_for_dependencies')
      OR v_state = 'evaluating_results' THEN
@@ -226,7 +232,7 @@ BEGIN
   END IF;
 
   IF v_state = 'enqueuing_steps' THEN
-    v_msg_ids := tasker.enqueue_steps(p_task_uuid, v_ready, p_processor_uuid);
+    v_msg_ids := tasker.enqueue_steps(p_task_uuid, v_ready, p_processor_uuid, p_notify);
     v_state := tasker.move_task(p_task_uuid, v_state, 'steps_enqueued', 'steps_in_process', p_processor_uuid,
                                 jsonb_build_object('enqueued_steps', cardinality(v_msg_ids)));
   END IF;
@@ -292,7 +298,8 @@ $$;
 -- applied already (a redelivered message): nothing changes and applied is false.
 CREATE FUNCTION tasker.apply_step_result(
   p_step_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_batch_size integer DEFAULT 50,
-  p_backoff_multiplier double precision DEFAULT 2, p_backoff_jitter double precision DEFAULT 0.15
+  p_backoff_multiplier double precision DEFAULT 2, p_backoff_jitter double precision DEFAULT 0.15,
+  p_notify boolean DEFAULT true
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -356,7 +363,7 @@ BEGIN
     RETURN jsonb_build_object('applied', false, 'step_uuid', p_step_uuid, 'step_state', v_state);
   END IF;
   RETURN jsonb_build_object('applied', true, 'step_uuid', p_step_uuid, 'step_state', v_outcome,
-                            'task', tasker.evaluate_task(v_task, p_processor_uuid, p_batch_size));
+                            'task', tasker.evaluate_task(v_task, p_processor_uuid, p_batch_size, p_notify));
 END;
 $$;
 
@@ -626,8 +633,8 @@ $$;
 -- enqueued_(as_error_)for_orchestration, acks the step message and either sends the result pointer
 -- to p_result_queue or applies the result here (apply_step_result). With the inline apply and
 -- p_claim_limit > 0, the steps the result made ready (their messages are in this same namespace
--- queue) are claimed for this worker in the same transaction, up to p_claim_limit: a chain of steps
--- then costs one round trip per step. Returns {completed, applied?, claims?: [{msg_id, outcome,
+-- queue) are claimed for this worker in the same transaction, up to p_claim_limit (a chain of steps
+-- then costs one round trip per step), and only the messages it did not claim are notified. Returns {completed, applied?, claims?: [{msg_id, outcome,
 -- context}]}. When another worker reclaimed the step (attempts moved on) nothing changes and the
 -- message, now that worker's lease, stays; when the step left in_progress otherwise (cancelled,
 -- resolved), the message is acked and the result dropped.
@@ -643,6 +650,8 @@ DECLARE
   v_attempts integer;
   v_applied jsonb;
   v_ready bigint[];
+  v_claims jsonb;
+  v_claimed bigint[];
 BEGIN
   SELECT ws.current_state, ws.attempts INTO v_state, v_attempts
   FROM tasker.workflow_steps ws WHERE ws.workflow_step_uuid = p_step_uuid FOR NO KEY UPDATE;
@@ -659,14 +668,22 @@ BEGIN
   IF NOT p_apply_inline THEN
     RETURN jsonb_build_object('completed', true);
   END IF;
-  v_applied := tasker.apply_step_result(p_step_uuid, p_worker_uuid, p_batch_size);
+  IF coalesce(p_claim_limit, 0) < 1 THEN
+    RETURN jsonb_build_object('completed', true, 'applied', tasker.apply_step_result(p_step_uuid, p_worker_uuid, p_batch_size));
+  END IF;
+  -- the new messages are not notified: this worker claims what it can, and only the rest is
+  -- announced to the other workers
+  v_applied := tasker.apply_step_result(p_step_uuid, p_worker_uuid, p_batch_size, 2, 0.15, false);
   v_ready := ARRAY(SELECT jsonb_array_elements_text(v_applied -> 'task' -> 'msg_ids')::bigint);
-  IF coalesce(p_claim_limit, 0) < 1 OR cardinality(v_ready) = 0 THEN
+  IF cardinality(v_ready) = 0 THEN
     RETURN jsonb_build_object('completed', true, 'applied', v_applied);
   END IF;
-  RETURN jsonb_build_object('completed', true, 'applied', v_applied, 'claims', (
-    SELECT coalesce(jsonb_agg(jsonb_build_object('msg_id', c.msg_id, 'outcome', c.outcome, 'context', c.context)), '[]')
-    FROM tasker.claim_step_messages(p_queue, v_ready, p_claim_limit, 0, p_worker_uuid,
-                                    p_default_timeout_seconds, p_lease_grace_seconds) c));
+  SELECT coalesce(jsonb_agg(jsonb_build_object('msg_id', c.msg_id, 'outcome', c.outcome, 'context', c.context)), '[]'),
+         coalesce(array_agg(c.msg_id), '{}')
+  INTO v_claims, v_claimed
+  FROM tasker.claim_step_messages(p_queue, v_ready, p_claim_limit, 0, p_worker_uuid,
+                                  p_default_timeout_seconds, p_lease_grace_seconds) c;
+  PERFORM pgmq.notify_batch(p_queue, ARRAY(SELECT unnest(v_ready) EXCEPT SELECT unnest(v_claimed) ORDER BY 1));
+  RETURN jsonb_build_object('completed', true, 'applied', v_applied, 'claims', v_claims);
 END;
 $$;

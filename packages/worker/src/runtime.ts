@@ -185,8 +185,6 @@ export class WorkerStateError extends TaskerError {
   }
 }
 
-/** Ids of chained claims remembered so that their own notifications are skipped. */
-const MAX_CHAINED_IDS = 10_000;
 /** Most notified ids one claim takes from buffered notifications. */
 const MAX_COALESCED_IDS = 500;
 /** stop() waits this long past the shutdown deadline for its loops and listener, at most. */
@@ -265,8 +263,6 @@ interface QueueState {
   deferred: Set<number>;
   /** Claim visible messages (no ids) at the next free slot: ids were dropped or push may have missed some. */
   scanVisible: boolean;
-  /** Ids this worker claimed in a completion (chained): their own notifications need no claim. */
-  chained: Set<number>;
 }
 
 interface ClaimRow {
@@ -450,7 +446,6 @@ export class TaskerWorker {
       name,
       deferred: new Set(),
       scanVisible: false,
-      chained: new Set(),
     }));
     this.#logger = options.logger ?? SILENT_LOGGER;
     this.#supervisor = new Supervisor({
@@ -735,7 +730,7 @@ export class TaskerWorker {
       if (limit > 0 && rows.length >= limit) queue.scanVisible = true;
       return;
     }
-    const sorted = [...new Set(ids)].filter((id) => !queue.chained.delete(id)).sort((a, b) => a - b);
+    const sorted = [...new Set(ids)].sort((a, b) => a - b);
     if (sorted.length === 0) return;
     if (this.#free() <= 0) {
       this.#counters.saturated += sorted.length;
@@ -1067,21 +1062,12 @@ export class TaskerWorker {
     }
   }
 
-  /** Starts the successor steps a completion claimed, and remembers their ids (see #intake). */
+  /** Starts the successor steps a completion claimed (their messages were not notified). */
   #acceptChained(queueName: string, claims: unknown): void {
     const queue = this.#queues.find((candidate) => candidate.name === queueName);
     if (queue === undefined || !Array.isArray(claims)) return;
     for (const claim of claims) {
       if (!isObject(claim)) continue;
-      const msgId = Number(claim.msg_id);
-      if (Number.isSafeInteger(msgId)) {
-        queue.chained.add(msgId);
-        // bounded: the oldest ids go first (their notifications have long arrived)
-        if (queue.chained.size > MAX_CHAINED_IDS) {
-          const oldest = queue.chained.values().next();
-          if (!oldest.done) queue.chained.delete(oldest.value);
-        }
-      }
       this.#accept(
         queue,
         { msgId: String(claim.msg_id), outcome: String(claim.outcome), context: claim.context },
