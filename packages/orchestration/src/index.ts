@@ -1,7 +1,9 @@
 /**
  * `@tasker/orchestration`: the engine (task intake, result processing, finalization, retry timers,
- * readiness polling) and the task watcher. The REST/gRPC server comes on top of it.
+ * readiness polling), the task watcher, and the REST API server built on them.
  */
+export type { ApiEngine } from './api/index.ts';
+export { API_DEFAULTS, type ApiConfig, type ApiServerOptions, buildApiServer } from './api/index.ts';
 export { type EngineHealth, type EngineMetrics, type EngineOptions, OrchestrationEngine } from './engine.ts';
 export {
   DEPLOYMENT_MODES,
