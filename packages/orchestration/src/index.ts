@@ -3,7 +3,14 @@
  * readiness polling), the task watcher, and the REST API server built on them.
  */
 export type { ApiEngine } from './api/index.ts';
-export { API_DEFAULTS, type ApiConfig, type ApiServerOptions, buildApiServer } from './api/index.ts';
+export {
+  API_DEFAULTS,
+  type ApiConfig,
+  type ApiServerOptions,
+  apiOperations,
+  buildApiServer,
+  pinoLogger,
+} from './api/index.ts';
 export { type EngineHealth, type EngineMetrics, type EngineOptions, OrchestrationEngine } from './engine.ts';
 export {
   DEPLOYMENT_MODES,

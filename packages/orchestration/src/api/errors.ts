@@ -9,15 +9,26 @@ interface ErrorBody {
   error: { code: string; message: string; retry_after_seconds?: number };
 }
 
-/** An error a route raises on purpose, with its status and code. */
+/**
+ * An error a route raises on purpose, with its status and code. One with `retryAfterSeconds` is
+ * load shedding (backpressure, open circuit breaker): its answer carries `Retry-After` and
+ * `retry_after_seconds`, and it is not logged as a server failure.
+ */
 export class ApiError extends Error {
   readonly statusCode: number;
   readonly code: string;
-  constructor(statusCode: number, code: string, message: string, options?: ErrorOptions) {
+  readonly retryAfterSeconds: number | undefined;
+  constructor(
+    statusCode: number,
+    code: string,
+    message: string,
+    options?: ErrorOptions & { retryAfterSeconds?: number },
+  ) {
     super(message, options);
     this.name = 'ApiError';
     this.statusCode = statusCode;
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
@@ -98,11 +109,15 @@ export function mapError(error: unknown, requestId: string): MappedError {
   });
   if (error instanceof ApiError) {
     if (error.statusCode < 500) return client(error.statusCode, error.code, error.message);
-    return {
-      status: error.statusCode,
-      body: { error: { code: error.code, message: `${error.message} (request id ${requestId})` } },
-      server: true,
-    };
+    const message = `${error.message} (request id ${requestId})`;
+    if (error.retryAfterSeconds !== undefined) {
+      return {
+        status: error.statusCode,
+        body: { error: { code: error.code, message, retry_after_seconds: error.retryAfterSeconds } },
+        server: false,
+      };
+    }
+    return { status: error.statusCode, body: { error: { code: error.code, message } }, server: true };
   }
   if (error instanceof TaskerError) {
     const known = DOMAIN_ERRORS[error.code];

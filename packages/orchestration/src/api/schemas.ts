@@ -311,18 +311,35 @@ export const BasicHealth = Type.Object({ status: Type.String(), timestamp: Times
 export const ReadinessResponse = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]),
   timestamp: Timestamp,
-  checks: Type.Object({ web_database: HealthCheck, orchestration_system: HealthCheck }),
+  checks: Type.Object({
+    web_database: HealthCheck,
+    orchestration_system: HealthCheck,
+    circuit_breaker: HealthCheck,
+  }),
 });
 
 export const DetailedHealthResponse = Type.Object({
   status: Type.Union([Type.Literal('healthy'), Type.Literal('degraded')]),
   timestamp: Timestamp,
-  checks: Type.Object({ web_database: HealthCheck, orchestration_system: HealthCheck }),
+  checks: Type.Object({
+    web_database: HealthCheck,
+    orchestration_system: HealthCheck,
+    circuit_breaker: HealthCheck,
+    queue_depth: HealthCheck,
+  }),
   info: Type.Object({
     version: Type.String(),
     processor_uuid: Type.String(),
     database_backend: Type.String(),
     listener_connected: Nullable(Type.Boolean()),
+    circuit_breaker_state: Type.Union(['closed', 'open', 'half_open'].map((s) => Type.Literal(s))),
+    backpressure: Type.Object({
+      accept_tasks: Type.Boolean(),
+      retry_after_seconds: Nullable(Type.Integer()),
+      reasons: Type.Array(Type.String()),
+      warnings: Type.Array(Type.String()),
+      evaluated_at: NullableTimestamp,
+    }),
     loops: Type.Array(
       Type.Object({
         name: Type.String(),

@@ -8,6 +8,11 @@
  * (JSON only, `bodyLimitBytes`) → schema validation of params, query and body (AUDIT O-4) → handler
  * (bounded by `requestTimeoutMs`) → serialization from the response schema. Every error on the way
  * becomes the JSON envelope of `errors.ts`.
+ *
+ * Operations: one API database circuit breaker guards every database call of the routes; a
+ * supervised health evaluator (started when the server is ready, stopped when it closes) caches
+ * the backpressure decision that `POST /v1/tasks` consults before reading its body; `/metrics`
+ * serves the server's own prom-client registry; `/config` is registered only when enabled.
  */
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
@@ -17,9 +22,14 @@ import { type Logger, SILENT_LOGGER, TaskerError, type TemplateRegistry } from '
 import type { Database } from '@tasker/db';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
+import { CircuitBreaker, type CircuitBreakerConfig, guardedDatabase } from './circuit-breaker.ts';
 import type { ApiContext, ApiEngine } from './context.ts';
-import { mapError } from './errors.ts';
+import { ApiError, mapError } from './errors.ts';
+import { type BackpressureConfig, type BackpressureDecision, HealthEvaluator } from './health-evaluator.ts';
+import { createApiMetrics } from './metrics.ts';
 import { healthRoutes } from './routes/health.ts';
+import { configRoute, metricsRoute } from './routes/operations.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { templateRoutes } from './routes/templates.ts';
 
@@ -30,23 +40,66 @@ export interface ApiConfig {
   bodyLimitBytes?: number;
   /** Cross-origin requests are allowed from these origins only; none (the default) turns CORS off. */
   cors?: { origins: readonly string[] };
-  /** Bound on the readiness checks' database query. @default 1000 */
+  /** Bound on the readiness checks' and the health evaluator's database queries. @default 1000 */
   healthCheckTimeoutMs?: number;
+  /** The API database circuit breaker (B §5.3). */
+  circuitBreaker?: CircuitBreakerConfig;
+  /** The health evaluator and the queue depth thresholds of task-creation backpressure (B §5.1). */
+  backpressure?: BackpressureConfig;
+  /** Registers `GET /config` (the effective configuration, secrets redacted). @default false */
+  configEndpoint?: boolean;
 }
 
 export const API_DEFAULTS = {
   requestTimeoutMs: 30_000,
   bodyLimitBytes: 1_048_576,
   healthCheckTimeoutMs: 1_000,
+  configEndpoint: false,
 } as const satisfies ApiConfig;
 
 export interface ApiServerOptions {
   db: Database;
   engine: ApiEngine;
   registry: TemplateRegistry;
-  /** One line per request (method, route, status, duration) and the detail of server errors. */
+  /**
+   * One line per request (method, route, status, duration) and the detail of server errors. A pino
+   * instance fits; `pinoLogger(level)` adds the field order of DESIGN §7.
+   */
   logger?: Logger;
   config?: ApiConfig;
+  /**
+   * More configuration for `GET /config` (e.g. the whole loaded TOML), shown under `process` and
+   * redacted like the rest.
+   */
+  effectiveConfig?: Record<string, unknown>;
+}
+
+/** The operational parts of a built server, for the process that runs it and for tests. */
+export interface ApiOperations {
+  breaker: CircuitBreaker;
+  evaluator: HealthEvaluator;
+  metrics: Registry;
+}
+
+const operations = new WeakMap<FastifyInstance, ApiOperations>();
+
+/** The breaker, health evaluator and metrics registry of a server built by `buildApiServer`. */
+export function apiOperations(app: FastifyInstance): ApiOperations {
+  const found = operations.get(app);
+  if (found === undefined) throw new TaskerError('INVALID_STATE', 'not a server built by buildApiServer');
+  return found;
+}
+
+const VERSION = '0.1.0';
+
+/** The text of a backpressure refusal. */
+function backpressureError(decision: BackpressureDecision): ApiError {
+  return new ApiError(
+    503,
+    'SERVICE_UNAVAILABLE',
+    `Service under backpressure: ${decision.reasons.join('; ') || 'overloaded'}`,
+    { retryAfterSeconds: decision.retry_after_seconds ?? 30 },
+  );
 }
 
 /** An inbound `x-request-id` is kept when it looks like an id; anything else is replaced. */
@@ -123,6 +176,45 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   );
   const origins = corsOrigins(config.cors);
 
+  const breaker = new CircuitBreaker({
+    ...config.circuitBreaker,
+    onStateChange: (from, to) => {
+      const fields = { breaker: 'api_database', from_state: from, to_state: to };
+      if (to === 'open') logger.warn(fields, 'Circuit breaker opened');
+      else logger.info(fields, 'Circuit breaker state changed');
+    },
+  });
+  const evaluator = new HealthEvaluator({
+    db,
+    breaker,
+    engine,
+    checkTimeoutMs: healthCheckTimeoutMs,
+    logger,
+    ...(config.backpressure ? { config: config.backpressure } : {}),
+  });
+  const metrics = createApiMetrics({ engine, breaker, evaluator, version: VERSION });
+  const shed = (): ApiError | undefined => {
+    const decision = evaluator.decision();
+    if (decision.accept_tasks) return undefined;
+    const breakerOpen = decision.reasons.some((reason) => reason.startsWith('Circuit breaker'));
+    metrics.rejected('/v1/tasks', breakerOpen ? 'circuit_breaker_open' : 'backpressure');
+    return backpressureError(decision);
+  };
+  const effectiveConfig = () => ({
+    api: {
+      requestTimeoutMs,
+      bodyLimitBytes: bodyLimit,
+      healthCheckTimeoutMs,
+      cors: { origins },
+      circuitBreaker: breaker.config,
+      backpressure: evaluator.config,
+      configEndpoint: true,
+    },
+    engine: 'settings' in engine ? engine.settings : null,
+    database: { backend: db.backend },
+    ...(options.effectiveConfig ? { process: options.effectiveConfig } : {}),
+  });
+
   /** The envelope for what the router refuses before any route runs (bad URL, long parameter). */
   const frameworkErrors = (error: Error, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = mapError(error, request.id);
@@ -155,16 +247,33 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? null;
+    const durationMs = Math.round(reply.elapsedTime * 1000) / 1000;
+    // the route pattern, never the URL: unmatched requests share one label value
+    metrics.observeRequest(request.method, route ?? 'unmatched', reply.statusCode, durationMs);
     logger.info(
       {
         request_id: request.id,
         method: request.method,
-        route: request.routeOptions.url ?? null,
+        route,
         status: reply.statusCode,
-        duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+        duration_ms: durationMs,
       },
       'request',
     );
+  });
+
+  // the first decision is there before the first request; then the supervised loop keeps it fresh
+  app.addHook('onReady', async () => {
+    try {
+      await evaluator.evaluate();
+    } catch (error) {
+      logger.error({ loop: 'health-evaluator', error }, 'Health evaluation failed');
+    }
+    evaluator.start();
+  });
+  app.addHook('onClose', async () => {
+    await evaluator.stop();
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -175,6 +284,8 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
         'request failed',
       );
     }
+    const retryAfter = mapped.body.error.retry_after_seconds;
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
     return reply.code(mapped.status).send(mapped.body);
   });
 
@@ -217,12 +328,17 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   });
   void app.register(swaggerUi, { routePrefix: '/api-docs/ui' });
 
-  const context: ApiContext = { db, engine, registry, healthCheckTimeoutMs };
+  // the routes' database calls go through the breaker; health checks probe the database itself
+  const guarded: ApiContext = { db: guardedDatabase(db, breaker), engine, registry, healthCheckTimeoutMs };
+  const direct: ApiContext = { db, engine, registry, healthCheckTimeoutMs };
   void app.register(async (scope) => {
-    taskRoutes(scope, context);
-    templateRoutes(scope, context);
-    healthRoutes(scope, context);
+    taskRoutes(scope, guarded, { breaker, shed });
+    templateRoutes(scope, guarded, breaker);
+    healthRoutes(scope, direct, { breaker, evaluator });
+    metricsRoute(scope, metrics.registry);
+    if (config.configEndpoint === true) configRoute(scope, effectiveConfig);
     scope.get('/api-docs/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   });
+  operations.set(app, { breaker, evaluator, metrics: metrics.registry });
   return app;
 }

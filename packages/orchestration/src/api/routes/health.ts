@@ -4,8 +4,16 @@
  */
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import type { CircuitBreaker } from '../circuit-breaker.ts';
 import type { ApiContext } from '../context.ts';
+import type { HealthEvaluator } from '../health-evaluator.ts';
 import { BasicHealth, DetailedHealthResponse, ReadinessResponse } from '../schemas.ts';
+
+/** The breaker and the evaluator the health routes report on. */
+export interface HealthSources {
+  breaker: CircuitBreaker;
+  evaluator: HealthEvaluator;
+}
 
 type Check = Static<typeof ReadinessResponse>['checks']['web_database'];
 
@@ -47,7 +55,35 @@ function engineCheck({ engine }: ApiContext): Check {
   }
 }
 
-export function healthRoutes(app: FastifyInstance, context: ApiContext): void {
+/** Closed or half-open (trials allowed) is healthy; open is degraded (B §2.3.10). */
+function breakerCheck({ breaker }: HealthSources): Check {
+  const state = breaker.state;
+  if (state === 'open')
+    return { status: 'degraded', message: 'Database circuit breaker is open', duration_ms: 0 };
+  return {
+    status: 'healthy',
+    message: state === 'half_open' ? 'Circuit breaker half-open' : null,
+    duration_ms: 0,
+  };
+}
+
+/** The evaluator's last depth tier: warning is degraded, critical and overflow unhealthy. */
+function queueDepthCheck({ evaluator }: HealthSources): Check {
+  const tier = evaluator.decision().queue_depth_tier;
+  switch (tier) {
+    case 'normal':
+      return { status: 'healthy', message: null, duration_ms: 0 };
+    case 'warning':
+      return { status: 'degraded', message: 'An orchestration queue is at warning depth', duration_ms: 0 };
+    case 'critical':
+    case 'overflow':
+      return { status: 'unhealthy', message: `An orchestration queue is at ${tier} depth`, duration_ms: 0 };
+    default:
+      return { status: 'unknown', message: 'Queue depths not measured yet', duration_ms: 0 };
+  }
+}
+
+export function healthRoutes(app: FastifyInstance, context: ApiContext, sources: HealthSources): void {
   const now = () => new Date().toISOString();
   const tags = ['health'];
 
@@ -76,6 +112,7 @@ export function healthRoutes(app: FastifyInstance, context: ApiContext): void {
       const checks = {
         web_database: await databaseCheck(context),
         orchestration_system: engineCheck(context),
+        circuit_breaker: breakerCheck(sources),
       };
       const ready = Object.values(checks).every((check) => check.status === 'healthy');
       return reply
@@ -97,8 +134,11 @@ export function healthRoutes(app: FastifyInstance, context: ApiContext): void {
       const checks = {
         web_database: await databaseCheck(context),
         orchestration_system: engineCheck(context),
+        circuit_breaker: breakerCheck(sources),
+        queue_depth: queueDepthCheck(sources),
       };
       const health = context.engine.health();
+      const decision = sources.evaluator.decision();
       return {
         status: Object.values(checks).every((check) => check.status === 'healthy') ? 'healthy' : 'degraded',
         timestamp: now(),
@@ -109,7 +149,15 @@ export function healthRoutes(app: FastifyInstance, context: ApiContext): void {
           database_backend: context.db.backend,
           listener_connected: health.listenerConnected,
           // a loop's last error text is left out: it may hold SQL (AUDIT S-2)
-          loops: health.loops.map((loop) => ({
+          circuit_breaker_state: sources.breaker.state,
+          backpressure: {
+            accept_tasks: decision.accept_tasks,
+            retry_after_seconds: decision.retry_after_seconds,
+            reasons: decision.reasons,
+            warnings: decision.warnings,
+            evaluated_at: decision.evaluated_at,
+          },
+          loops: [...health.loops, ...sources.evaluator.loops()].map((loop) => ({
             name: loop.name,
             running: loop.running,
             restarts: loop.restarts,

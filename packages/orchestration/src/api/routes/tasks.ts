@@ -3,6 +3,7 @@
  */
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import type { CircuitBreaker } from '../circuit-breaker.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import {
@@ -137,10 +138,23 @@ function summaryOf(row: SummaryRow): Static<typeof TaskSummaryResponse> {
   };
 }
 
-export function taskRoutes(app: FastifyInstance, { db, engine }: ApiContext): void {
+/** What task intake needs besides the context: the breaker and the backpressure gate. */
+export interface IntakeControls {
+  breaker: CircuitBreaker;
+  /** The error that sheds a creation now (backpressure), or undefined to go on. */
+  shed(): ApiError | undefined;
+}
+
+export function taskRoutes(app: FastifyInstance, { db, engine }: ApiContext, intake: IntakeControls): void {
   app.post<{ Body: Static<typeof TaskRequest> }>(
     '/v1/tasks',
     {
+      // load shedding before any work, the body not even read (B §5.2)
+      preParsing: async (_request, _reply, payload) => {
+        const refused = intake.shed();
+        if (refused !== undefined) throw refused;
+        return payload;
+      },
       schema: {
         tags: ['tasks'],
         summary: 'Create a task and start it',
@@ -149,7 +163,7 @@ export function taskRoutes(app: FastifyInstance, { db, engine }: ApiContext): vo
       },
     },
     async (request, reply) => {
-      const created = await engine.createTask(request.body);
+      const created = await intake.breaker.execute(() => engine.createTask(request.body));
       const task = await getTask(db, created.taskUuid);
       if (task === undefined) throw new Error(`task ${created.taskUuid} vanished after creation`);
       return reply.code(201).header('location', `/v1/tasks/${created.taskUuid}`).send(task);

@@ -7,6 +7,7 @@
 import type { Static } from '@sinclair/typebox';
 import { NotFoundError } from '@tasker/core';
 import type { FastifyInstance } from 'fastify';
+import type { CircuitBreaker } from '../circuit-breaker.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { listTemplates } from '../queries.ts';
@@ -18,7 +19,11 @@ import {
   TemplateParams,
 } from '../schemas.ts';
 
-export function templateRoutes(app: FastifyInstance, { db, registry }: ApiContext): void {
+export function templateRoutes(
+  app: FastifyInstance,
+  { db, registry }: ApiContext,
+  breaker: CircuitBreaker,
+): void {
   app.get<{ Querystring: Static<typeof TemplateListQuery> }>(
     '/v1/templates',
     {
@@ -49,7 +54,7 @@ export function templateRoutes(app: FastifyInstance, { db, registry }: ApiContex
       const { namespace, name, version } = request.params;
       let template: Awaited<ReturnType<typeof registry.get>>['template'];
       try {
-        ({ template } = await registry.get(namespace, name, version));
+        ({ template } = await breaker.execute(() => registry.get(namespace, name, version)));
       } catch (error) {
         if (error instanceof NotFoundError) {
           throw new ApiError(404, 'NOT_FOUND', `Template not found: ${namespace}/${name}/${version}`);
