@@ -1,0 +1,78 @@
+/**
+ * The client's errors. Every one is a `TaskerClientError`; a wrapped failure keeps its `cause`
+ * (AUDIT S-5).
+ *
+ * - `ClientConfigError`: the options given to `new TaskerClient` are invalid (AUDIT C-4); lists
+ *   every problem, not only the first.
+ * - `TaskerApiError`: the server answered with an error status (or with a body that is not what the
+ *   route promises); carries the status, the envelope's code and message and the request id.
+ * - `TaskerNetworkError`: no answer: the connection was refused, reset or dropped.
+ * - `TaskerTimeoutError`: no complete answer within `timeoutMs`.
+ */
+
+export class TaskerClientError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TaskerClientError';
+  }
+}
+
+export class ClientConfigError extends TaskerClientError {
+  /** Each problem, as `option: what is wrong`. */
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid Tasker client configuration: ${problems.join('; ')}`);
+    this.name = 'ClientConfigError';
+    this.problems = [...problems];
+  }
+}
+
+export interface ApiErrorDetails {
+  status: number;
+  /** The envelope's code (`NOT_FOUND`, `BAD_REQUEST`…); `HTTP_<status>` when the body had none. */
+  code: string;
+  message: string;
+  /** The response's `x-request-id`, when it had one. */
+  requestId: string | null;
+  /** From `Retry-After` or the envelope's `retry_after_seconds`. */
+  retryAfterSeconds: number | null;
+  /** How many requests were made, retries included. */
+  attempts: number;
+}
+
+export class TaskerApiError extends TaskerClientError {
+  readonly status: number;
+  readonly code: string;
+  readonly requestId: string | null;
+  readonly retryAfterSeconds: number | null;
+  readonly attempts: number;
+  constructor(details: ApiErrorDetails, options?: ErrorOptions) {
+    super(details.message, options);
+    this.name = 'TaskerApiError';
+    this.status = details.status;
+    this.code = details.code;
+    this.requestId = details.requestId;
+    this.retryAfterSeconds = details.retryAfterSeconds;
+    this.attempts = details.attempts;
+  }
+}
+
+export class TaskerNetworkError extends TaskerClientError {
+  readonly attempts: number;
+  constructor(message: string, attempts: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TaskerNetworkError';
+    this.attempts = attempts;
+  }
+}
+
+export class TaskerTimeoutError extends TaskerClientError {
+  readonly timeoutMs: number;
+  readonly attempts: number;
+  constructor(message: string, timeoutMs: number, attempts: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TaskerTimeoutError';
+    this.timeoutMs = timeoutMs;
+    this.attempts = attempts;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * `@tasker/client`: the typed client of Tasker's REST API. No runtime dependencies: it uses the
+ * global `fetch` (or one given in the options).
+ */
+export { type CreateTaskOptions, TaskerClient } from './client.ts';
+export {
+  CLIENT_DEFAULTS,
+  type ClientAuth,
+  type RetryEvent,
+  type RetryOptions,
+  type TaskerClientOptions,
+} from './config.ts';
+export {
+  type ApiErrorDetails,
+  ClientConfigError,
+  TaskerApiError,
+  TaskerClientError,
+  TaskerNetworkError,
+  TaskerTimeoutError,
+} from './errors.ts';
+export type * from './types.ts';
