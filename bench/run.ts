@@ -21,6 +21,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   pgmq: async () => (await import('./suites/pgmq.ts')).pgmqSuite,
   sql: async () => (await import('./suites/sql.ts')).sqlSuite,
   e2e: async () => (await import('./suites/e2e.ts')).e2eSuite,
+  api: async () => (await import('./suites/api.ts')).apiSuite,
 };
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -35,6 +36,7 @@ function usage(): string {
     '  --synchronous-commit=default|on|off,',
     '  --extra-sql=<file> (run after the migrations, e.g. CREATE OR REPLACE FUNCTION to try a change)',
     'e2e options: --samples --warmup --modes=queue,inline',
+    'api options: --samples --warmup --connections --seconds',
   ].join('\n');
 }
 

@@ -1,8 +1,8 @@
-/** The body of a test child process: see processes.ts. */
+/** The body of a test child process: see processes.ts (roles orchestration, api, worker). */
 import { fileURLToPath } from 'node:url';
 import { jsonLogger, loadTemplates, TemplateRegistry } from '@tasker/core';
 import { createPostgresDatabase } from '@tasker/db';
-import { OrchestrationEngine } from '@tasker/orchestration';
+import { buildApiServer, OrchestrationEngine } from '@tasker/orchestration';
 import { HandlerRegistry, TaskerWorker } from '@tasker/worker';
 import { registerExampleHandlers } from '../../../examples/handlers/index.ts';
 
@@ -18,6 +18,22 @@ if (role === 'orchestration') {
   const engine = new OrchestrationEngine({ db, registry: new TemplateRegistry(db), logger, ...options });
   await engine.start();
   service = engine;
+} else if (role === 'api') {
+  // the engine and the REST API on 127.0.0.1:<port> (options.port; 0 picks a free port, printed)
+  const { port = 0, ...engineOptions } = options;
+  const registry = new TemplateRegistry(db);
+  const engine = new OrchestrationEngine({ db, registry, logger, ...engineOptions });
+  await engine.start();
+  const server = buildApiServer({ db, engine, registry });
+  await server.listen({ host: '127.0.0.1', port: Number(port) });
+  const address = server.server.address();
+  process.stdout.write(`port ${typeof address === 'object' && address !== null ? address.port : port}\n`);
+  service = {
+    async stop() {
+      await server.close();
+      await engine.stop();
+    },
+  };
 } else if (role === 'worker') {
   const dirs = ['../../../examples/templates/', './templates/'].map((dir) =>
     fileURLToPath(new URL(dir, import.meta.url)),

@@ -12,6 +12,8 @@ const ENTRY = fileURLToPath(new URL('./process-main.ts', import.meta.url));
 
 export interface Child {
   process: ChildProcess;
+  /** Lines the child printed on stdout before `ready` (e.g. `port 40123`). */
+  lines: string[];
   /** Everything the child wrote to stderr so far (its logs), for failure messages. */
   stderr: () => string;
   /** Resolves with the exit code (or the signal name) when the child ends. */
@@ -19,7 +21,7 @@ export interface Child {
 }
 
 export async function startChild(
-  role: 'orchestration' | 'worker',
+  role: 'orchestration' | 'api' | 'worker',
   databaseUrl: string,
   options: Record<string, unknown> = {},
 ): Promise<Child> {
@@ -33,14 +35,16 @@ export async function startChild(
   });
   const exited = once(child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
   const lines = createInterface({ input: child.stdout ?? process.stdin });
+  const printed: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     lines.on('line', (line) => {
       if (line === 'ready') resolve();
+      else printed.push(line);
     });
     void exited.then((code) => reject(new Error(`${role} exited (${code}) before ready:\n${stderr}`)));
   });
   await ready;
-  return { process: child, stderr: () => stderr, exited };
+  return { process: child, lines: printed, stderr: () => stderr, exited };
 }
 
 /** SIGKILL (kill -9) and wait for the end. */
