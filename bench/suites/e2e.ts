@@ -1,11 +1,12 @@
 /**
  * `npm run bench -- e2e`: create-to-complete latency of whole tasks (BENCH.md cases `linear`,
- * `diamond` and their `_server` variants), one orchestration process and one worker process on a
- * throwaway PostgreSQL database, tasks run one at a time.
+ * `diamond`, `conditional` (#23, amount 500), `batch_csv_1000` (#24 over the 1,000-row products
+ * CSV: 5 workers) and their `_server` variants), one orchestration process and one worker process
+ * on a throwaway PostgreSQL database, tasks run one at a time.
  *
- * - `linear` / `diamond`: from just before the task is created (the call the API makes: validate,
- *   look up the template, create and start in one statement) until the completion notification
- *   (`tasker_task_finished`) reaches this process: no polling quantization.
+ * - `linear`, `diamond`, `conditional`, `batch_csv_1000`: from just before the task is created (the
+ *   call the API makes: validate, look up the template, create and start in one statement) until the
+ *   completion notification (`tasker_task_finished`) reaches this process: no polling quantization.
  * - `*_server`: the same tasks measured by the database clock, `completed_at - created_at`.
  * - `*_inline`: the worker applies results in its completion transaction (hops 3 and 4 as one,
  *   DESIGN §3) instead of handing them to the orchestration process through the result queue.
@@ -39,8 +40,32 @@ import {
 } from '../lib.ts';
 
 const SHAPES = {
-  linear: { namespace: 'linear_workflow_ts', name: 'mathematical_sequence_ts', context: { even_number: 10 } },
-  diamond: { namespace: 'diamond_workflow_ts', name: 'parallel_computation_ts', context: { even_number: 4 } },
+  linear: {
+    namespace: 'linear_workflow_ts',
+    name: 'mathematical_sequence_ts',
+    context: { even_number: 10 },
+    steps: 4,
+  },
+  diamond: {
+    namespace: 'diamond_workflow_ts',
+    name: 'parallel_computation_ts',
+    context: { even_number: 4 },
+    steps: 4,
+  },
+  // #23: the decision routes 500 to auto_approve_ts only (validate, decide, approve, finalize)
+  conditional: {
+    namespace: 'conditional_approval_ts',
+    name: 'approval_routing_ts',
+    context: { amount: 500, requester: 'bench', purpose: 'benchmark' },
+    steps: 4,
+  },
+  // #24 over the committed 1,000-row CSV: analyzer, 5 workers of 200 rows, aggregator
+  batch_csv_1000: {
+    namespace: 'csv_processing_ts',
+    name: 'csv_product_inventory_analyzer_ts',
+    context: { csv_file_path: 'examples/fixtures/products.csv', analysis_mode: 'inventory' },
+    steps: 7,
+  },
 } as const;
 
 const MODES = ['queue', 'inline'] as const;
@@ -72,9 +97,22 @@ async function runShape(
     const state = await watcher.wait(created.taskUuid, 30_000);
     const clientMs = monotonicMs() - started;
     if (state !== 'complete') throw new Error(`task ${created.taskUuid} ended ${state}`);
+    if (i === 0) await checkSteps(db, created.taskUuid, shape.steps);
     samples.push({ taskUuid: created.taskUuid, clientMs });
   }
   return samples;
+}
+
+/** The task ran the shape it stands for (e.g. five CSV workers), not a shortcut. */
+async function checkSteps(db: Database, taskUuid: string, expected: number): Promise<void> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::integer AS n FROM tasker.workflow_steps
+     WHERE task_uuid = $1 AND current_state = 'complete'`,
+    [taskUuid],
+  );
+  if (rows[0]?.n !== expected) {
+    throw new Error(`task ${taskUuid} completed ${rows[0]?.n} steps, expected ${expected}`);
+  }
 }
 
 async function serverTimes(db: Database, tasks: readonly string[]): Promise<number[]> {

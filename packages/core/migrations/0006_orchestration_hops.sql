@@ -130,6 +130,9 @@ $$;
 --                      already there makes no task transition);
 --   steps in flight -> steps_in_process (no transition when already there);
 --   all complete    -> complete;
+--   an isolated batch worker in error (failure_strategy isolate, 0007), nothing else to do
+--                   -> blocked_by_failures without give_up: it waits for an operator; such a
+--                      worker blocks nothing else (its siblings are still enqueued);
 --   otherwise       -> waiting_for_retry when a step waits for its retry, else waiting_for_dependencies.
 -- A pending task is started on the way (pending -> initializing -> ...). Terminal tasks are left
 -- alone. Returns {task_uuid, found, from_state, state, execution_status, enqueued, msg_ids,
@@ -144,6 +147,7 @@ DECLARE
   v_total integer;
   v_completed integer;
   v_failed integer;
+  v_isolated integer;
   v_in_flight integer;
   v_retrying integer;
   v_next_retry timestamptz;
@@ -166,12 +170,16 @@ BEGIN
 
   SELECT count(*)::integer,
          count(*) FILTER (WHERE s.current_state IN ('complete', 'resolved_manually'))::integer,
-         count(*) FILTER (WHERE s.current_state = 'error')::integer,
+         -- an isolated batch worker's failure (0007, failure_strategy isolate) does not block the others
+         count(*) FILTER (WHERE s.current_state = 'error'
+                            AND s.inputs -> 'batch_metadata' ->> 'failure_strategy' IS DISTINCT FROM 'isolate')::integer,
+         count(*) FILTER (WHERE s.current_state = 'error'
+                            AND s.inputs -> 'batch_metadata' ->> 'failure_strategy' = 'isolate')::integer,
          count(*) FILTER (WHERE s.current_state IN ('enqueued', 'in_progress', 'enqueued_for_orchestration',
                                                     'enqueued_as_error_for_orchestration'))::integer,
          count(*) FILTER (WHERE s.current_state = 'waiting_for_retry')::integer,
          min(s.next_retry_at) FILTER (WHERE s.current_state = 'waiting_for_retry' AND s.next_retry_at > clock_timestamp())
-  INTO v_total, v_completed, v_failed, v_in_flight, v_retrying, v_next_retry
+  INTO v_total, v_completed, v_failed, v_isolated, v_in_flight, v_retrying, v_next_retry
   FROM tasker.workflow_steps s WHERE s.task_uuid = p_task_uuid;
   IF v_failed = 0 THEN
     v_ready := ARRAY(SELECT r.workflow_step_uuid FROM tasker.ready_steps(p_task_uuid) r
@@ -182,6 +190,7 @@ BEGIN
     WHEN cardinality(v_ready) > 0 THEN 'has_ready_steps'
     WHEN v_in_flight > 0 THEN 'processing'
     WHEN v_completed = v_total THEN 'all_complete'
+    WHEN v_isolated > 0 AND v_retrying = 0 THEN 'blocked_by_failures'  -- waits for an operator
     ELSE 'waiting_for_dependencies'
   END;
 
@@ -226,7 +235,7 @@ BEGIN
 
   -- the finalizer's second pass: a failed step that may not run again fails the task, once nothing
   -- runs any more (the results of steps still in flight are recorded first)
-  IF v_state = 'blocked_by_failures' AND v_in_flight = 0 THEN
+  IF v_state = 'blocked_by_failures' AND v_in_flight = 0 AND v_failed > 0 THEN
     v_state := tasker.move_task(p_task_uuid, v_state, 'give_up', 'error', p_processor_uuid,
                                 jsonb_build_object('failed_steps', v_failed));
   END IF;
@@ -294,7 +303,8 @@ $$;
 -- Applies the result a worker stored for a step (hop 4): enqueued_for_orchestration -> complete;
 -- enqueued_as_error_for_orchestration -> waiting_for_retry with backoff when the result says
 -- retryable (metadata.retryable, else error.retryable, else true), the step is retryable and
--- attempts < max_attempts, otherwise -> error. Then evaluate_task. A step in any other state was
+-- attempts < max_attempts, otherwise -> error (a batch worker's failure_strategy then applies, 0007
+-- apply_batch_failure_strategy). Then evaluate_task. A step in any other state was
 -- applied already (a redelivered message): nothing changes and applied is false.
 CREATE FUNCTION tasker.apply_step_result(
   p_step_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_batch_size integer DEFAULT 50,
@@ -358,6 +368,9 @@ BEGIN
         jsonb_build_object('reason', CASE WHEN NOT v_wants_retry OR NOT v_retryable THEN 'not_retryable'
                                           ELSE 'attempts_exhausted' END));
       v_outcome := 'error';
+      IF v_step_type = 'batch_worker' THEN  -- its batch_config failure_strategy (0007)
+        v_outcome := tasker.apply_batch_failure_strategy(p_step_uuid, p_processor_uuid);
+      END IF;
     END IF;
   ELSE
     RETURN jsonb_build_object('applied', false, 'step_uuid', p_step_uuid, 'step_state', v_state);

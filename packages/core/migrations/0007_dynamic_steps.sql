@@ -379,6 +379,66 @@ BEGIN
 END;
 $$;
 
+-- failure_strategy of a batch worker (C §4.3 step 7, the worker template's batch_config, carried in
+-- the worker's inputs.batch_metadata): what a worker's PERMANENT failure does to its siblings (the
+-- other workers of the same batchable step) and to the convergence step. Retryable failures with
+-- attempts left are retried as for any step; the strategy applies once the worker is in `error`.
+--   continue_on_failure (the default of batch_config): the worker is recorded as failed (its error
+--     transition and its results with the error stay) and is then moved error -> resolved_manually
+--     in the same transaction (metadata {reason: batch_failure_strategy, resolved_by: orchestration}),
+--     so it no longer blocks anything: the siblings go on, the convergence step runs once every worker
+--     is complete or resolved, and sees the failed worker's results (success false, error) among its
+--     dependency results; the aggregator decides whether a failed batch fails the task. The task can
+--     complete.
+--   fail_fast: every sibling that has not finished (pending, enqueued, in_progress, waiting_for_retry,
+--     or with a result not yet applied) and the convergence step are cancelled at once (metadata
+--     {reason: batch_fail_fast, failed_step}): nothing more of the batch starts, a running worker's
+--     late result is dropped (its step left in_progress), and evaluate_task, finding the failure and
+--     nothing in flight, ends the task in error in this same transaction.
+--   isolate: the worker stays in error and waits for an operator; only it is isolated: evaluate_task
+--     (0006) does not count it as a blocking failure, so the siblings are still enqueued and finish;
+--     the convergence step, depending on the failed worker, does not run; once nothing else can run
+--     the task moves to blocked_by_failures and stays there (no give_up) until an operator resolves
+--     or retries the worker and resumes the task (blocked_by_failures -resume-> evaluating_results).
+-- Called by apply_step_result right after it moved a batch_worker step to error; returns the step's
+-- state afterwards (error, or resolved_manually for continue_on_failure).
+CREATE FUNCTION tasker.apply_batch_failure_strategy(p_step_uuid uuid, p_processor_uuid uuid DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_task uuid;
+  v_inputs jsonb;
+  v_strategy text;
+  v_sibling record;
+BEGIN
+  SELECT ws.task_uuid, ws.inputs INTO v_task, v_inputs
+  FROM tasker.workflow_steps ws WHERE ws.workflow_step_uuid = p_step_uuid;
+  v_strategy := v_inputs -> 'batch_metadata' ->> 'failure_strategy';
+  IF v_strategy = 'continue_on_failure' THEN
+    PERFORM tasker.transition_step_state(p_step_uuid, 'error', 'resolve_manually', 'resolved_manually',
+      p_processor_uuid, jsonb_build_object('reason', 'batch_failure_strategy',
+                                           'failure_strategy', v_strategy, 'resolved_by', 'orchestration'));
+    RETURN 'resolved_manually';
+  ELSIF v_strategy = 'fail_fast' THEN
+    FOR v_sibling IN
+      SELECT ws.workflow_step_uuid, ws.current_state FROM tasker.workflow_steps ws
+      WHERE ws.task_uuid = v_task AND ws.workflow_step_uuid <> p_step_uuid
+        AND ws.current_state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually')
+        AND (ws.inputs ->> '__template_step_name' = v_inputs ->> '__template_step_name'
+             OR ws.workflow_step_uuid IN (
+               SELECT e.to_step_uuid FROM tasker.workflow_step_edges e
+               WHERE e.from_step_uuid = p_step_uuid AND e.name = 'worker_to_convergence'))
+      ORDER BY ws.workflow_step_uuid
+      FOR NO KEY UPDATE OF ws
+    LOOP
+      PERFORM tasker.transition_step_state(v_sibling.workflow_step_uuid, v_sibling.current_state, 'cancel', 'cancelled',
+        p_processor_uuid, jsonb_build_object('reason', 'batch_fail_fast', 'failed_step', p_step_uuid));
+    END LOOP;
+  END IF;
+  RETURN 'error';
+END;
+$$;
+
 -- Completes a step whose successful result orchestration applies (enqueued_for_orchestration), after
 -- running the outcome a dynamic step reports: a decision step's branches, a batchable step's workers
 -- and their convergence are created first. An
