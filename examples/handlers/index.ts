@@ -14,7 +14,10 @@ import {
   StepHandler,
   type StepHandlerClass,
 } from '@tasker/worker';
+import * as checkpoint from './checkpoint.ts';
+import * as combined from './combined.ts';
 import * as conditionalApproval from './conditional-approval.ts';
+import * as csvProcessing from './csv-processing.ts';
 import * as customerSuccess from './customer-success.ts';
 import * as dataPipeline from './data-pipeline.ts';
 import * as dataProcessing from './data-processing.ts';
@@ -38,6 +41,9 @@ const MODULES: ReadonlyArray<Record<string, unknown>> = [
   resolverTests,
   conditionalApproval,
   dataProcessing,
+  checkpoint,
+  csvProcessing,
+  combined,
 ];
 
 function isHandlerClass(value: unknown): value is StepHandlerClass {

@@ -18,6 +18,14 @@ export {
   noBatchesResult,
   noOpWorkerResult,
 } from './batch.ts';
+export {
+  CHECKPOINT_ERROR_TYPE,
+  CHECKPOINT_LIMIT_ERROR_TYPE,
+  CHECKPOINT_YIELD_TYPE,
+  type CheckpointYieldData,
+  checkpointYield,
+  parseCheckpointYield,
+} from './checkpoint.ts';
 export { type ClaimedStep, parseClaimedStep } from './claim.ts';
 export { StepContext, type StepContextData } from './context.ts';
 export {

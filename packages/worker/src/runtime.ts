@@ -9,6 +9,10 @@
  * the transaction that stores the result. A worker that dies, is stopped mid-handler or cannot store
  * a result just lets the lease expire; another worker then reclaims the step. Work the worker cannot
  * take (at capacity) is never claimed: it stays visible in the queue for later or for another worker.
+ *
+ * A handler may yield a checkpoint instead of a result (C §1.8, `checkpointYield`): it is stored with
+ * `tasker.checkpoint_step` under a time limit (AUDIT W-1), which also renews the lease, and the
+ * handler runs again under the same claim with the new checkpoint in its context — no attempt used.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -32,7 +36,17 @@ import {
   validateQueueName,
   workerQueueName,
 } from '@tasker/pgmq';
+import {
+  CHECKPOINT_ERROR_TYPE,
+  CHECKPOINT_LIMIT_ERROR_TYPE,
+  type CheckpointYieldData,
+  checkpointPayload,
+  nextCheckpoint,
+  parseCheckpointYield,
+} from './checkpoint.ts';
 import { parseClaimedStep } from './claim.ts';
+import type { StepContextData } from './context.ts';
+import { ERROR_TYPES } from './errors.ts';
 import { executeHandler } from './execute.ts';
 import type { HandlerRegistry } from './registry.ts';
 import { failureResult, type StepExecutionResult } from './results.ts';
@@ -101,6 +115,17 @@ export interface TaskerWorkerOptions {
   completionBackoffMs?: number;
   /** Restart backoff of a crashed loop (ms): first delay and cap. Default 100 and 10,000. */
   restartBackoffMs?: { min: number; max: number };
+  /**
+   * Time limit of storing one checkpoint yield (ms, AUDIT W-1); past it (or on a database error) the
+   * step fails as a retryable `checkpoint_error` and its retry resumes from the last stored
+   * checkpoint. Default 5000.
+   */
+  checkpointTimeoutMs?: number;
+  /**
+   * Checkpoint yields allowed per claim: a handler yielding more often fails permanently
+   * (`checkpoint_limit_exceeded`), so a runaway handler cannot hold a claim forever. Default 10,000.
+   */
+  maxCheckpointYields?: number;
   logger?: Logger;
 }
 
@@ -120,6 +145,8 @@ export const WORKER_DEFAULTS = {
   completionAttempts: 4,
   completionBackoffMs: 100,
   restartBackoffMs: { min: 100, max: 10_000 },
+  checkpointTimeoutMs: 5000,
+  maxCheckpointYields: 10_000,
 } as const satisfies Omit<
   Required<TaskerWorkerOptions>,
   'db' | 'handlers' | 'templates' | 'workerId' | 'logger'
@@ -143,6 +170,12 @@ export interface WorkerMetrics {
    * failed tries that were retried; `errors` gave up (the lease expires and another worker reclaims).
    */
   completions: { completed: number; lost: number; retries: number; errors: number };
+  /**
+   * Checkpoint yields: `stored`; `lost` found the claim gone (the handler is not run again and no
+   * result is reported); `errors` could not be stored in time (a retryable `checkpoint_error`);
+   * `limitExceeded` handlers that yielded more than `maxCheckpointYields` times under one claim.
+   */
+  checkpoints: { stored: number; lost: number; errors: number; limitExceeded: number };
   /** Claimed steps whose context was unusable (reported as `invalid_claim` failures when possible). */
   invalidClaims: number;
   /** Handlers still running at the shutdown deadline: their results are never reported. */
@@ -282,6 +315,10 @@ interface Job {
   /** The claim token (`attempts` after the claim). */
   attempt: number;
   startedAt: number;
+  /** Time limit of one handler run (ms); a run after a checkpoint yield gets a new one. */
+  limitMs: number;
+  /** The lease a claim takes (the step's timeout plus the grace): a checkpoint renews it. */
+  leaseSeconds: number;
   deadlineAt: number;
   /** `running` the handler, or `storing` its result. */
   phase: 'running' | 'storing';
@@ -332,6 +369,8 @@ export class TaskerWorker {
   readonly #maxDeferredIds: number;
   readonly #completionAttempts: number;
   readonly #completionBackoffMs: number;
+  readonly #checkpointTimeoutMs: number;
+  readonly #maxCheckpointYields: number;
   readonly #logger: Logger;
   readonly #queues: QueueState[];
   readonly #supervisor: Supervisor;
@@ -357,6 +396,7 @@ export class TaskerWorker {
     claimSources: { push: 0, poll: 0, catch_up: 0, deferred: 0, chained: 0 } as Record<ClaimSource, number>,
     results: { succeeded: 0, failedRetryable: 0, failedPermanent: 0 },
     completions: { completed: 0, lost: 0, retries: 0, errors: 0 },
+    checkpoints: { stored: 0, lost: 0, errors: 0, limitExceeded: 0 },
     invalidClaims: 0,
     abandoned: 0,
     saturated: 0,
@@ -428,6 +468,16 @@ export class TaskerWorker {
       issues,
       'completionBackoffMs',
       options.completionBackoffMs ?? d.completionBackoffMs,
+    );
+    this.#checkpointTimeoutMs = positiveNumber(
+      issues,
+      'checkpointTimeoutMs',
+      options.checkpointTimeoutMs ?? d.checkpointTimeoutMs,
+    );
+    this.#maxCheckpointYields = positiveInteger(
+      issues,
+      'maxCheckpointYields',
+      options.maxCheckpointYields ?? d.maxCheckpointYields,
     );
     const restart = options.restartBackoffMs ?? d.restartBackoffMs;
     positiveNumber(issues, 'restartBackoffMs.min', restart.min);
@@ -583,6 +633,7 @@ export class TaskerWorker {
       claimSources: { ...c.claimSources },
       results: { ...c.results },
       completions: { ...c.completions },
+      checkpoints: { ...c.checkpoints },
       invalidClaims: c.invalidClaims,
       abandoned: c.abandoned,
       saturated: c.saturated,
@@ -912,6 +963,10 @@ export class TaskerWorker {
       typeof timeoutSeconds === 'number' && timeoutSeconds > 0
         ? Math.min(this.#defaultTimeoutMs, timeoutSeconds * 1000)
         : this.#defaultTimeoutMs;
+    const leaseTimeoutSeconds =
+      typeof timeoutSeconds === 'number' && timeoutSeconds > 0
+        ? Math.ceil(timeoutSeconds)
+        : this.#defaultTimeoutSeconds;
     const now = Date.now();
     const job: Job = {
       queue: queue.name,
@@ -922,6 +977,8 @@ export class TaskerWorker {
       stepName: text(context, 'step_name'),
       attempt,
       startedAt: now,
+      limitMs,
+      leaseSeconds: leaseTimeoutSeconds + this.#leaseGraceSeconds,
       deadlineAt: now + limitMs,
       phase: 'running',
       abandoned: false,
@@ -950,7 +1007,7 @@ export class TaskerWorker {
   async #run(job: Job, context: Fields): Promise<void> {
     try {
       const result = await this.#execute(job, context);
-      if (job.abandoned) return;
+      if (result === null || job.abandoned) return;
       job.phase = 'storing';
       if (result.success) this.#counters.results.succeeded++;
       else if (result.metadata.retryable) this.#counters.results.failedRetryable++;
@@ -968,7 +1025,13 @@ export class TaskerWorker {
     }
   }
 
-  async #execute(job: Job, context: Fields): Promise<StepExecutionResult> {
+  /**
+   * Runs the handler until it returns a real result. A checkpoint yield is stored (and the lease
+   * renewed) and the handler runs again under the same claim with the new checkpoint in its
+   * context; no attempt is used. Null: the claim was lost while storing a checkpoint, nothing is
+   * reported.
+   */
+  async #execute(job: Job, context: Fields): Promise<StepExecutionResult | null> {
     let claimed: ReturnType<typeof parseClaimedStep>;
     try {
       claimed = parseClaimedStep(context);
@@ -991,9 +1054,117 @@ export class TaskerWorker {
           error instanceof ValidationError ? { issues: error.issues.map((issue) => ({ ...issue })) } : {},
       });
     }
-    return executeHandler(this.#handlers, claimed.step, claimed.context, {
-      timeoutMs: this.#defaultTimeoutMs,
+    let data: StepContextData = claimed.context;
+    for (let yields = 1; ; yields++) {
+      const result = await executeHandler(this.#handlers, claimed.step, data, {
+        timeoutMs: this.#defaultTimeoutMs,
+        workerId: this.workerId,
+      });
+      if (job.abandoned) return result;
+      let yielded: CheckpointYieldData | null;
+      try {
+        yielded = parseCheckpointYield(result);
+      } catch (error) {
+        // a hand-made yield marker on a result that is not a checkpoint: a handler bug
+        return this.#checkpointFailure(job, `invalid checkpoint yield: ${errorMessage(error)}`, {
+          retryable: false,
+          errorType: ERROR_TYPES.handler,
+        });
+      }
+      if (yielded === null) return result;
+      if (yields > this.#maxCheckpointYields) {
+        this.#counters.checkpoints.limitExceeded++;
+        return this.#checkpointFailure(
+          job,
+          `the handler yielded more than ${this.#maxCheckpointYields} checkpoints under one claim`,
+          { retryable: false, errorType: CHECKPOINT_LIMIT_ERROR_TYPE, yielded },
+        );
+      }
+      const stored = await this.#storeCheckpoint(job, yielded);
+      if (stored !== true) return stored;
+      if (job.abandoned) return null;
+      data = { ...data, checkpoint: nextCheckpoint(data.checkpoint, yielded, new Date().toISOString()) };
+      // the next run has its own time limit, as the renewed lease does
+      job.deadlineAt = Date.now() + job.limitMs;
+    }
+  }
+
+  /**
+   * Stores a checkpoint yield under the claim (`tasker.checkpoint_step`), renewing the lease, within
+   * `checkpointTimeoutMs`. True when stored; null when the claim is gone; a retryable
+   * `checkpoint_error` failure when the database fails or does not answer in time (the retry resumes
+   * from the last stored checkpoint; a write that lands late is harmless: it is a valid checkpoint).
+   */
+  async #storeCheckpoint(job: Job, yielded: CheckpointYieldData): Promise<true | null | StepExecutionResult> {
+    const fields = { correlation_id: job.correlationId, task_uuid: job.taskUuid, step_uuid: job.stepUuid };
+    const query = this.#db.query<{ stored: boolean }>(
+      'SELECT tasker.checkpoint_step($1, $2, $3, $4::jsonb, $5, $6, $7) AS stored',
+      [
+        job.stepUuid,
+        this.workerId,
+        job.attempt,
+        JSON.stringify(checkpointPayload(yielded)),
+        job.queue,
+        job.msgId,
+        job.leaseSeconds,
+      ],
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#checkpointTimeoutMs);
+    });
+    let outcome: Awaited<typeof query> | 'timeout';
+    try {
+      outcome = await Promise.race([query, timeout]);
+    } catch (error) {
+      this.#counters.checkpoints.errors++;
+      this.#logger.warn({ ...fields, error }, 'checkpoint not stored');
+      return this.#checkpointFailure(job, `the checkpoint could not be stored: ${errorMessage(error)}`, {
+        retryable: true,
+        errorType: CHECKPOINT_ERROR_TYPE,
+        yielded,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (outcome === 'timeout') {
+      query.catch(() => undefined);
+      this.#counters.checkpoints.errors++;
+      this.#logger.warn({ ...fields, timeout_ms: this.#checkpointTimeoutMs }, 'checkpoint timed out');
+      return this.#checkpointFailure(
+        job,
+        `the checkpoint was not stored within ${this.#checkpointTimeoutMs} ms`,
+        { retryable: true, errorType: CHECKPOINT_ERROR_TYPE, yielded },
+      );
+    }
+    if (outcome.rows[0]?.stored === true) {
+      this.#counters.checkpoints.stored++;
+      this.#logger.debug(
+        { ...fields, cursor: yielded.cursor, items_processed: yielded.itemsProcessed },
+        'checkpoint stored',
+      );
+      return true;
+    }
+    this.#counters.checkpoints.lost++;
+    this.#logger.warn(fields, 'claim lost; checkpoint dropped and the handler not run again');
+    return null;
+  }
+
+  #checkpointFailure(
+    job: Job,
+    message: string,
+    options: { retryable: boolean; errorType: string; yielded?: CheckpointYieldData },
+  ): StepExecutionResult {
+    const { yielded } = options;
+    return failureResult({
+      stepUuid: job.stepUuid,
+      executionTimeMs: 0,
       workerId: this.workerId,
+      message,
+      retryable: options.retryable,
+      errorType: options.errorType,
+      context:
+        yielded === undefined ? {} : { cursor: yielded.cursor, items_processed: yielded.itemsProcessed },
     });
   }
 
