@@ -15,6 +15,7 @@
  */
 import type { JsonObject, JsonValue } from '@tasker/core';
 import {
+  aggregateBatchResults,
   Decision,
   defineBatchAnalyzer,
   defineBatchWorker,
@@ -153,12 +154,13 @@ export const ProcessOddBatchHandler = defineBatchWorker(
 function aggregator(parity: Parity) {
   return ({ context }: { context: StepContext }): JsonObject => {
     const expected = branchNumbers(context, parity);
-    const workers = context.getAllDependencyResults(`process_${parity}_batch_`).filter(isObject);
+    const { workers } = aggregateBatchResults(context, `process_${parity}_batch`);
     let processed = 0;
     let sum = 0;
-    for (const result of workers) {
+    for (const worker of workers) {
+      const result = isObject(worker.result) ? worker.result : {};
       processed += requireNumber(result.items_processed, 'items_processed');
-      if (result.no_op !== true) sum += requireNumber(result.sum, 'sum');
+      if (!worker.isNoOp) sum += requireNumber(result.sum, 'sum');
     }
     const expectedSum = expected.reduce((a, b) => a + b, 0);
     if (

@@ -19,7 +19,13 @@ import { readFile, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JsonObject } from '@tasker/core';
-import { defineBatchAnalyzer, defineBatchWorker, defineHandler, type StepContext } from '@tasker/worker';
+import {
+  aggregateBatchResults,
+  defineBatchAnalyzer,
+  defineBatchWorker,
+  defineHandler,
+  type StepContext,
+} from '@tasker/worker';
 import {
   fromCents,
   invalid,
@@ -194,24 +200,21 @@ export const CsvResultsAggregatorHandler = defineHandler(
       typeof outcome.worker_template_name === 'string'
         ? outcome.worker_template_name
         : analysis.worker_template_name;
-    const prefix = `${requireString(template, 'worker_template_name')}_`;
+    const batch = aggregateBatchResults(context, requireString(template, 'worker_template_name'));
     let processed = 0;
     let stock = 0;
     let valueCents = 0;
-    let workers = 0;
     const categories: Record<string, number> = {};
-    const failed: JsonObject[] = [];
-    for (const name of context.getDependencyResultKeys()) {
-      if (!name.startsWith(prefix)) continue;
-      workers++;
-      const envelope = context.dependencyResults[name];
-      const result = envelope?.result;
-      // continue_on_failure: a worker that failed permanently is here with its error
-      if (envelope?.success !== true || !isObject(result)) {
-        failed.push({ step: name, error: envelope?.error?.message ?? 'unknown error' });
+    // continue_on_failure: a worker that failed permanently is here with its error
+    const failed: JsonObject[] = batch.failed.map((worker) => ({
+      step: worker.name,
+      error: worker.error?.message ?? 'unknown error',
+    }));
+    for (const { name, result } of batch.succeeded) {
+      if (!isObject(result)) {
+        failed.push({ step: name, error: 'unknown error' });
         continue;
       }
-      if (result.no_op === true) continue;
       processed += requireNumber(result.items_processed, `${name}.items_processed`);
       stock += requireNumber(result.total_stock, `${name}.total_stock`);
       valueCents += toCents(requireNumber(result.inventory_value, `${name}.inventory_value`));
@@ -221,8 +224,8 @@ export const CsvResultsAggregatorHandler = defineHandler(
       }
     }
     return {
-      no_batches: outcome.type === 'no_batches',
-      worker_count: workers,
+      no_batches: batch.isNoBatches,
+      worker_count: batch.workers.length,
       total_rows: requireNumber(analysis.total_rows, 'total_rows'),
       total_processed: processed,
       total_stock: stock,

@@ -9,10 +9,16 @@
  * process_batch_000. A worker "transforms" the item ids of its range (the item with id i has value
  * i), reporting the count and the sum; the aggregator adds them up (0 for the placeholder).
  */
-import { defineBatchAnalyzer, defineBatchWorker, defineHandler, noBatchesResult } from '@tasker/worker';
+import {
+  aggregateBatchResults,
+  defineBatchAnalyzer,
+  defineBatchWorker,
+  defineHandler,
+  noBatchesResult,
+} from '@tasker/worker';
 import { configNumber, invalid, isObject, requireNumber } from './support.ts';
 
-const WORKER_PREFIX = 'process_batch_';
+const WORKER_TEMPLATE = 'process_batch';
 
 export const DatasetAnalyzerHandler = defineBatchAnalyzer(
   'DataProcessing.StepHandlers.DatasetAnalyzerHandler',
@@ -55,19 +61,17 @@ export const ResultsAggregatorHandler = defineHandler(
   'DataProcessing.StepHandlers.ResultsAggregatorHandler',
   {},
   ({ context }) => {
-    const analysis = context.getDependencyResult('analyze_dataset');
-    const outcome = isObject(analysis) ? analysis.batch_processing_outcome : undefined;
-    const noBatches = isObject(outcome) && outcome.type === 'no_batches';
-    const workers = context.getAllDependencyResults(WORKER_PREFIX).filter(isObject);
+    const batch = aggregateBatchResults(context, WORKER_TEMPLATE);
     let processed = 0;
     let sum = 0;
-    for (const worker of workers) {
-      processed += requireNumber(worker.items_processed, 'items_processed');
-      if (worker.no_op !== true) sum += requireNumber(worker.value_sum, 'value_sum');
+    for (const worker of batch.workers) {
+      const result = isObject(worker.result) ? worker.result : {};
+      processed += requireNumber(result.items_processed, 'items_processed');
+      if (!worker.isNoOp) sum += requireNumber(result.value_sum, 'value_sum');
     }
     return {
-      no_batches: noBatches,
-      worker_count: workers.length,
+      no_batches: batch.isNoBatches,
+      worker_count: batch.workers.length,
       total_processed: processed,
       value_sum: sum,
     };

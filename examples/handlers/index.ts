@@ -1,8 +1,7 @@
 /**
- * The example step handlers of the acceptance workflows #1–#22 (reference C §6.1–§6.3; templates in
+ * The example step handlers of the acceptance workflows #1–#30 (reference C §6; templates in
  * `examples/templates`), keyed by the templates' `handler.callable`, plus the test-support
- * `TestSupport.StepHandlers.SleepHandler`, the decision workflow #23 and the batch workflow #25.
- * #24 and #26–#30 (other batch, checkpoint and domain-event workflows) are not here yet.
+ * `TestSupport.StepHandlers.SleepHandler`.
  *
  * `registerExampleHandlers(registry)` registers them all; `registry.loadDirectory('examples/handlers')`
  * finds the same handlers (every module exports its handler classes).
@@ -21,6 +20,7 @@ import * as csvProcessing from './csv-processing.ts';
 import * as customerSuccess from './customer-success.ts';
 import * as dataPipeline from './data-pipeline.ts';
 import * as dataProcessing from './data-processing.ts';
+import * as domainEvents from './domain-events.ts';
 import * as ecommerce from './ecommerce.ts';
 import * as math from './math.ts';
 import * as microservices from './microservices.ts';
@@ -44,6 +44,7 @@ const MODULES: ReadonlyArray<Record<string, unknown>> = [
   checkpoint,
   csvProcessing,
   combined,
+  domainEvents,
 ];
 
 function isHandlerClass(value: unknown): value is StepHandlerClass {

@@ -240,3 +240,113 @@ export function defineBatchWorker<
     return fn({ ...args, batch });
   });
 }
+
+/** One batch worker's outcome, as the convergence step sees it among its dependency results. */
+export interface BatchWorkerResult {
+  /** The worker step's name, `{workerTemplateName}_{batchId}`. */
+  name: string;
+  batchId: string;
+  /** The worker's unwrapped result (`{}` for a failed worker). */
+  result: JsonValue;
+  /** False for a worker that failed permanently and was resolved (continue_on_failure). */
+  success: boolean;
+  /** The no-op placeholder `{T}_000` of a `no_batches` outcome. */
+  isNoOp: boolean;
+  /** Why a failed worker failed. */
+  error?: { message: string; errorType?: string };
+}
+
+/** What `aggregateBatchResults` finds: the batch's workers and what the analyzer said. */
+export interface BatchAggregation {
+  /** The analyzer chose `no_batches`: only the no-op placeholder ran. */
+  isNoBatches: boolean;
+  /** Every worker among the dependencies (the placeholder and failed ones included), by name. */
+  workers: BatchWorkerResult[];
+  /** The workers that succeeded with real work (no placeholder). */
+  succeeded: BatchWorkerResult[];
+  /** The workers that failed (continue_on_failure lets the convergence step run after them). */
+  failed: BatchWorkerResult[];
+  /** The analyzer step (the dependency whose result holds the batch_processing_outcome), if present. */
+  analyzerStepName?: string;
+  /** The analyzer's unwrapped result, if present. */
+  analyzerResult?: JsonObject;
+  /** `total_items` of the analyzer's outcome (or of its result), if it said. */
+  totalItems?: number;
+  /** Sum of the numeric `items_processed` of the succeeded workers. */
+  itemsProcessed: number;
+}
+
+/** The analyzer of `template`'s workers among the dependency results: name and result. */
+function findAnalyzer(ctx: StepContext, template: string): [string, JsonObject] | undefined {
+  let fallback: [string, JsonObject] | undefined;
+  for (const name of ctx.getDependencyResultKeys()) {
+    const result = ctx.dependencyResults[name]?.result;
+    if (!isObject(result)) continue;
+    const outcome = result.batch_processing_outcome;
+    if (!isObject(outcome)) continue;
+    if (outcome.worker_template_name === template || result.worker_template_name === template) {
+      return [name, result];
+    }
+    fallback ??= [name, result];
+  }
+  return fallback;
+}
+
+/**
+ * The results of the batch workers of `workerTemplateName` that a deferred convergence step
+ * depends on (its dependency results named `{workerTemplateName}_…`), and what the batchable
+ * analyzer decided: `isNoBatches` when its outcome is `no_batches`, or — without the analyzer among
+ * the results — when the only worker is the no-op placeholder `{T}_000`. Failed workers
+ * (continue_on_failure) are listed in `failed` with their error; the aggregator decides what they
+ * mean. Throws nothing: the caller checks the fields it needs.
+ */
+export function aggregateBatchResults(ctx: StepContext, workerTemplateName: string): BatchAggregation {
+  const prefix = `${workerTemplateName}_`;
+  const workers: BatchWorkerResult[] = [];
+  for (const name of ctx.getDependencyResultKeys()) {
+    if (!name.startsWith(prefix)) continue;
+    const envelope = ctx.dependencyResults[name];
+    if (envelope === undefined) continue;
+    const batchId = name.slice(prefix.length);
+    const result = envelope.result;
+    const worker: BatchWorkerResult = {
+      name,
+      batchId,
+      result,
+      success: envelope.success === true,
+      isNoOp:
+        batchId === NO_OP_BATCH_ID && isObject(result) && (result.no_op === true || result.is_no_op === true),
+    };
+    if (!worker.success) {
+      worker.error = {
+        message: envelope.error?.message ?? 'unknown error',
+        ...(envelope.error?.error_type === undefined ? {} : { errorType: envelope.error.error_type }),
+      };
+    }
+    workers.push(worker);
+  }
+  const analyzer = findAnalyzer(ctx, workerTemplateName);
+  const outcome = analyzer === undefined ? undefined : analyzer[1].batch_processing_outcome;
+  const isNoBatches = isObject(outcome)
+    ? outcome.type === 'no_batches'
+    : workers.length === 1 && workers[0]?.isNoOp === true;
+  const total =
+    isObject(outcome) && typeof outcome.total_items === 'number'
+      ? outcome.total_items
+      : analyzer?.[1].total_items;
+  const succeeded = workers.filter((worker) => worker.success && !worker.isNoOp);
+  let itemsProcessed = 0;
+  for (const worker of succeeded) {
+    const items = isObject(worker.result) ? worker.result.items_processed : undefined;
+    if (typeof items === 'number' && Number.isFinite(items)) itemsProcessed += items;
+  }
+  return {
+    isNoBatches,
+    workers,
+    succeeded,
+    failed: workers.filter((worker) => !worker.success),
+    ...(analyzer === undefined ? {} : { analyzerStepName: analyzer[0], analyzerResult: analyzer[1] }),
+    ...(typeof total === 'number' ? { totalItems: total } : {}),
+    itemsProcessed,
+  };
+}

@@ -14,9 +14,6 @@ import { StepHandlerResult } from './results.ts';
 /** The error type of a failed decision (`decisionFailure`, a decision handler's bad return). */
 export const DECISION_ERROR_TYPE = 'decision_error';
 
-/** Most step names one decision may create (orchestration refuses more). */
-export const MAX_STEPS_PER_DECISION = 100;
-
 export type DecisionPointOutcome = { type: 'no_branches' } | { type: 'create_steps'; step_names: string[] };
 
 function checkStepNames(stepNames: readonly string[]): string[] {
@@ -24,9 +21,8 @@ function checkStepNames(stepNames: readonly string[]): string[] {
   if (stepNames.length === 0) {
     issues.push({ field: 'stepNames', message: 'must name at least one step (use skipBranches for none)' });
   }
-  if (stepNames.length > MAX_STEPS_PER_DECISION) {
-    issues.push({ field: 'stepNames', message: `must name at most ${MAX_STEPS_PER_DECISION} steps` });
-  }
+  // how many a decision may create is orchestration's setting (max_steps_per_decision), checked where
+  // the outcome is applied
   stepNames.forEach((name, index) => {
     if (typeof name !== 'string' || name.trim() === '') {
       issues.push({ field: `stepNames[${index}]`, message: 'must be a non-empty step name' });

@@ -1,14 +1,18 @@
 /**
  * `@tasker/worker`: the step handler SDK — handlers (class and functional), the step context, results,
  * errors and their classification, the handler registry and resolvers, and `executeHandler` — and the
- * worker runtime (`TaskerWorker`) that claims steps from the namespace queues and runs them.
+ * worker runtime (`TaskerWorker`) that claims steps from the namespace queues and runs them, and
+ * domain events (the in-process bus, the publisher, the durable queue's consumer).
  */
 export {
+  aggregateBatchResults,
+  type BatchAggregation,
   type BatchAnalyzerOptions,
   type BatchCursorConfig,
   type BatchPlan,
   type BatchProcessingOutcome,
   type BatchWorkerContext,
+  type BatchWorkerResult,
   batchSuccess,
   createCursorConfigs,
   defineBatchAnalyzer,
@@ -37,7 +41,6 @@ export {
   decisionFailure,
   decisionSuccess,
   defineDecisionHandler,
-  MAX_STEPS_PER_DECISION,
   skipBranches,
 } from './decision.ts';
 export { type DefineHandlerOptions, defineHandler, type HandlerArgs } from './define.ts';
@@ -53,6 +56,33 @@ export {
   RetryableError,
   type RetryableErrorOptions,
 } from './errors.ts';
+export {
+  type CompletedStep,
+  type ConsumeDomainEventsOptions,
+  compilePayloadSchema,
+  conditionMatches,
+  consumeDomainEvents,
+  type DeliveryPath,
+  DOMAIN_EVENT_DEFAULTS,
+  DOMAIN_EVENTS_KEY,
+  type DomainEvent,
+  DomainEventBus,
+  type DomainEventBusStats,
+  type DomainEventConsumer,
+  type DomainEventConsumerStats,
+  type DomainEventCounters,
+  type DomainEventMetadata,
+  type DomainEventMetrics,
+  DomainEventPublisher,
+  type DomainEventPublisherOptions,
+  type DomainEventSubscriber,
+  domainEventQueueName,
+  type EventDeclarationInput,
+  eventDeclarations,
+  eventPayload,
+  matchesEventPattern,
+  uuidv7,
+} from './events.ts';
 export { type ExecutableStep, type ExecuteOptions, executeHandler } from './execute.ts';
 export { type HandlerReturn, StepHandler, type StepHandlerClass } from './handler.ts';
 export {

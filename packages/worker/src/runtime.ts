@@ -13,6 +13,9 @@
  * A handler may yield a checkpoint instead of a result (C §1.8, `checkpointYield`): it is stored with
  * `tasker.checkpoint_step` under a time limit (AUDIT W-1), which also renews the lease, and the
  * handler runs again under the same claim with the new checkpoint in its context — no attempt used.
+ *
+ * The step's declared domain events (C §5, `events.ts`) are queued for publishing once its
+ * completion transaction committed; publishing runs later, bounded, and never fails or delays a step.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -47,6 +50,13 @@ import {
 import { parseClaimedStep } from './claim.ts';
 import type { StepContextData } from './context.ts';
 import { ERROR_TYPES } from './errors.ts';
+import {
+  DomainEventBus,
+  type DomainEventMetrics,
+  DomainEventPublisher,
+  domainEventQueueName,
+  eventDeclarations,
+} from './events.ts';
 import { executeHandler } from './execute.ts';
 import type { HandlerRegistry } from './registry.ts';
 import { failureResult, type StepExecutionResult } from './results.ts';
@@ -126,6 +136,13 @@ export interface TaskerWorkerOptions {
    * (`checkpoint_limit_exceeded`), so a runaway handler cannot hold a claim forever. Default 10,000.
    */
   maxCheckpointYields?: number;
+  /**
+   * Domain events (reference C §5): published after a step's completion committed, from a bounded
+   * queue (`maxPending` completed steps, default 1000; beyond it events are dropped and counted).
+   * `bus` receives `fast`/`broadcast` events (a new bus by default: `worker.domainEvents`); `enabled`
+   * false publishes nothing and creates no `{ns}_domain_events` queues. Default enabled.
+   */
+  events?: { bus?: DomainEventBus; enabled?: boolean; maxPending?: number };
   logger?: Logger;
 }
 
@@ -149,7 +166,7 @@ export const WORKER_DEFAULTS = {
   maxCheckpointYields: 10_000,
 } as const satisfies Omit<
   Required<TaskerWorkerOptions>,
-  'db' | 'handlers' | 'templates' | 'workerId' | 'logger'
+  'db' | 'handlers' | 'templates' | 'workerId' | 'logger' | 'events'
 >;
 
 export interface WorkerMetrics {
@@ -191,6 +208,8 @@ export interface WorkerMetrics {
   /** Handlers running past their time limit (their timer could not fire, or storing hangs). */
   pastDeadline: number;
   listener: ListenerStats | null;
+  /** Domain event publishing: counters per event and delivery path; null when disabled. */
+  domainEvents: DomainEventMetrics | null;
 }
 
 export interface WorkerHealth {
@@ -372,6 +391,9 @@ export class TaskerWorker {
   readonly #checkpointTimeoutMs: number;
   readonly #maxCheckpointYields: number;
   readonly #logger: Logger;
+  readonly #bus: DomainEventBus;
+  readonly #publisher: DomainEventPublisher | null;
+  readonly #namespaces: string[];
   readonly #queues: QueueState[];
   readonly #supervisor: Supervisor;
   /** Aborted at the shutdown deadline: completion retries stop. */
@@ -483,10 +505,14 @@ export class TaskerWorker {
     positiveNumber(issues, 'restartBackoffMs.min', restart.min);
     positiveNumber(issues, 'restartBackoffMs.max', restart.max);
     if (this.#templates.length === 0) issues.push({ field: 'templates', message: 'must not be empty' });
+    const maxPending = options.events?.maxPending;
+    if (maxPending !== undefined) positiveInteger(issues, 'events.maxPending', maxPending);
     const names = new Set<string>();
+    const namespaces = new Set<string>();
     for (const template of this.#templates) {
       try {
         names.add(workerQueueName(template.namespace_name));
+        namespaces.add(template.namespace_name);
       } catch (error) {
         issues.push({ field: `templates.${template.name}.namespace_name`, message: errorMessage(error) });
       }
@@ -498,6 +524,17 @@ export class TaskerWorker {
       scanVisible: false,
     }));
     this.#logger = options.logger ?? SILENT_LOGGER;
+    this.#namespaces = [...namespaces].sort();
+    this.#bus = options.events?.bus ?? new DomainEventBus({ logger: this.#logger });
+    this.#publisher =
+      options.events?.enabled === false
+        ? null
+        : new DomainEventPublisher({
+            db: this.#db,
+            bus: this.#bus,
+            logger: this.#logger,
+            ...(maxPending === undefined ? {} : { maxPending }),
+          });
     this.#supervisor = new Supervisor({
       logger: this.#logger,
       minBackoffMs: restart.min,
@@ -512,6 +549,16 @@ export class TaskerWorker {
 
   get state(): WorkerState {
     return this.#state;
+  }
+
+  /** The in-process bus of `fast` and `broadcast` domain events: subscribe here. */
+  get domainEvents(): DomainEventBus {
+    return this.#bus;
+  }
+
+  /** Resolves once the domain events of every step completed so far are published (or given up). */
+  domainEventsIdle(): Promise<void> {
+    return this.#publisher?.idle() ?? Promise.resolve();
   }
 
   /**
@@ -533,6 +580,8 @@ export class TaskerWorker {
       const pgmq = new Pgmq(this.#db);
       for (const queue of this.#queues) await pgmq.createQueue(queue.name);
       await pgmq.createQueue(this.#resultQueue);
+      if (this.#publisher !== null)
+        for (const namespace of this.#namespaces) await pgmq.createQueue(domainEventQueueName(namespace));
     } catch (error) {
       if (!this.#stopRequested) this.#state = 'created';
       this.#startPromise = undefined;
@@ -594,6 +643,8 @@ export class TaskerWorker {
     const hardDeadline = deadline + STOP_MARGIN_MS;
     await within(loops, hardDeadline - Date.now());
     if (this.#listener) await within(this.#listener.close(), hardDeadline - Date.now());
+    // domain events of completed steps are drained (fast ones are lost otherwise), within the deadline
+    if (this.#publisher) await within(this.#publisher.idle(), hardDeadline - Date.now());
     this.#state = 'stopped';
     this.#logger.info({ worker_id: this.workerId, abandoned: this.#counters.abandoned }, 'worker stopped');
   }
@@ -642,6 +693,7 @@ export class TaskerWorker {
       oldestInFlightAgeMs: oldest,
       pastDeadline,
       listener: this.#listener?.stats() ?? null,
+      domainEvents: this.#publisher?.metrics() ?? null,
     };
   }
 
@@ -1012,7 +1064,9 @@ export class TaskerWorker {
       if (result.success) this.#counters.results.succeeded++;
       else if (result.metadata.retryable) this.#counters.results.failedRetryable++;
       else this.#counters.results.failedPermanent++;
-      await this.#complete(job, result);
+      const committed = await this.#complete(job, result);
+      // after the commit, never before; enqueue neither waits nor throws
+      if (committed) this.#publishEvents(job, context, result);
     } catch (error) {
       this.#logger.error(
         { correlation_id: job.correlationId, task_uuid: job.taskUuid, step_uuid: job.stepUuid, error },
@@ -1173,7 +1227,26 @@ export class TaskerWorker {
    * one transaction. A database error is retried with backoff; when it persists the message is left
    * leased: the lease expires and another worker reclaims the step.
    */
-  async #complete(job: Job, result: StepExecutionResult): Promise<void> {
+  /** Hands a committed step's declared events to the publisher (which runs them later). */
+  #publishEvents(job: Job, context: Fields, result: StepExecutionResult): void {
+    if (this.#publisher === null) return;
+    const declarations = eventDeclarations(context.step_definition);
+    const namespace = text(context, 'namespace');
+    if (declarations.length === 0 || namespace === undefined) return;
+    this.#publisher.enqueue({
+      namespace,
+      taskUuid: job.taskUuid ?? null,
+      stepUuid: job.stepUuid,
+      stepName: job.stepName ?? null,
+      correlationId: job.correlationId ?? null,
+      attempt: job.attempt,
+      declarations,
+      result,
+    });
+  }
+
+  /** True when the result was stored (the transaction committed). */
+  async #complete(job: Job, result: StepExecutionResult): Promise<boolean> {
     const fields = { correlation_id: job.correlationId, task_uuid: job.taskUuid, step_uuid: job.stepUuid };
     for (let attempt = 1; ; attempt++) {
       // successors are claimed into free slots, reserved while the call runs (as #claim does)
@@ -1208,7 +1281,7 @@ export class TaskerWorker {
           this.#logger.debug({ ...fields, success: result.success }, 'step result stored');
           release();
           this.#acceptChained(job.queue, outcome.claims);
-          return;
+          return true;
         }
         this.#counters.completions.lost++;
         const detail = isObject(outcome) ? outcome : {};
@@ -1216,12 +1289,12 @@ export class TaskerWorker {
           { ...fields, reason: detail.reason, step_state: detail.step_state },
           'claim lost; result dropped',
         );
-        return;
+        return false;
       } catch (error) {
         if (attempt >= this.#completionAttempts || this.#abandon.signal.aborted) {
           this.#counters.completions.errors++;
           this.#logger.error({ ...fields, attempts: attempt, error }, 'result not stored; left to its lease');
-          return;
+          return false;
         }
         this.#counters.completions.retries++;
         this.#logger.warn({ ...fields, attempt, error }, 'storing the result failed; retrying');
