@@ -9,10 +9,71 @@
 --   process_batch_outcome:      the same for a batchable step's workers and their convergence;
 --   create_template_steps:      creates template steps of a task as create_task does (named steps,
 --                               rows with retryable / max_attempts / inputs, first transitions).
+--   orchestration_settings:     the decision point limits (setting_int / setting_bool read them;
+--                               decision_depth counts the decisions above a step).
 --
 -- An invalid outcome is not an exception (that would abort the whole apply and leave the result
 -- message to be redelivered forever): the step fails permanently instead, with the reason in its
 -- results (error) and in its error transition's metadata, and the task then ends in error.
+
+-- Orchestration settings that SQL reads where it applies them (the decision limits below are
+-- enforced by whichever process applies a decision's result: a worker inline or the engine), written
+-- by applyOrchestrationSettings (@tasker/core) from the orchestration configuration. A missing or
+-- mistyped setting reads as the caller's default, so an empty table means the reference defaults.
+-- Keys used (B config [orchestration.decision_points], C §4.1 items 2 and 7):
+--   decision_points.enabled (true), decision_points.max_steps_per_decision (100),
+--   decision_points.warn_threshold_steps (50), decision_points.max_decision_depth (20),
+--   decision_points.warn_threshold_depth (10).
+CREATE TABLE tasker.orchestration_settings (
+  key text PRIMARY KEY,
+  value jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The integer setting p_key (a JSON integer), else p_default.
+CREATE FUNCTION tasker.setting_int(p_key text, p_default integer) RETURNS integer
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(
+    (SELECT (os.value #>> '{}')::integer FROM tasker.orchestration_settings os
+     WHERE os.key = p_key AND jsonb_typeof(os.value) = 'number'
+       AND (os.value #>> '{}') ~ '^-?[0-9]{1,9}$'),
+    p_default)
+$$;
+
+-- The boolean setting p_key (a JSON boolean), else p_default.
+CREATE FUNCTION tasker.setting_bool(p_key text, p_default boolean) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(
+    (SELECT (os.value #>> '{}')::boolean FROM tasker.orchestration_settings os
+     WHERE os.key = p_key AND jsonb_typeof(os.value) = 'boolean'),
+    p_default)
+$$;
+
+-- The decision depth of a task's step: the most decision steps on any path of the task's edges from
+-- a root to it, counting the step itself when it is a decision (C §4.1 item 7). Step types come from
+-- the template (p_steps), by template step name. UNION keeps one row per (step, depth), so a wide
+-- diamond graph is not walked once per path.
+CREATE FUNCTION tasker.decision_depth(p_step_uuid uuid, p_steps jsonb) RETURNS integer
+LANGUAGE sql STABLE AS $$
+  WITH RECURSIVE types AS (
+    SELECT s ->> 'name' AS name, s ->> 'type' AS type FROM jsonb_array_elements(p_steps) s
+  ), kinds AS (
+    SELECT ws.workflow_step_uuid, coalesce(t.type = 'decision', false) AS is_decision
+    FROM tasker.workflow_steps ws
+    JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+    LEFT JOIN types t ON t.name = coalesce(ws.inputs ->> '__template_step_name', ns.name)
+    WHERE ws.task_uuid = (SELECT task_uuid FROM tasker.workflow_steps WHERE workflow_step_uuid = p_step_uuid)
+  ), walk(step_uuid, depth) AS (
+    SELECT k.workflow_step_uuid, CASE WHEN k.is_decision THEN 1 ELSE 0 END
+    FROM kinds k WHERE k.workflow_step_uuid = p_step_uuid
+    UNION
+    SELECT e.from_step_uuid, w.depth + CASE WHEN k.is_decision THEN 1 ELSE 0 END
+    FROM walk w
+    JOIN tasker.workflow_step_edges e ON e.to_step_uuid = w.step_uuid
+    JOIN kinds k ON k.workflow_step_uuid = e.from_step_uuid
+  )
+  SELECT coalesce(max(depth), 0)::integer FROM walk
+$$;
 
 -- Names of the template steps a decision may create: the non-`batch_worker` steps of the template
 -- that (transitively) depend on the decision. Deeper decisions' descendants are included: asking for
@@ -111,10 +172,19 @@ $$;
 -- deferred_convergence step skips it (its effective dependencies are declared ∩ created) and any
 -- other step gets an edge from the decision instead. Idempotent: a decision with children already
 -- was processed (its template children are never created at task creation), and nothing is created
--- again. Returns {ok, created: [names], already_processed?} or {ok: false, code, message}; codes:
--- missing_outcome, malformed_outcome, too_many_steps, unknown_step, invalid_descendant, cycle.
+-- again.
+-- Limits (C §4.1 items 2 and 7; settings above, p_max_steps overrides max_steps_per_decision):
+-- decision points disabled ⇒ the outcome is ignored, nothing is created, and the step completes with
+-- a warning; a create_steps outcome naming more than max_steps_per_decision steps fails
+-- (too_many_steps), more than warn_threshold_steps proceeds with a warning; a create_steps outcome of
+-- a decision whose decision depth (tasker.decision_depth) is above max_decision_depth fails
+-- (max_depth_exceeded), above warn_threshold_depth proceeds with a warning (no_branches creates
+-- nothing, so it is not limited by depth).
+-- Returns {ok, created: [names], already_processed?, skipped?, warnings?} or {ok: false, code,
+-- message}; codes: missing_outcome, malformed_outcome, too_many_steps, max_depth_exceeded,
+-- unknown_step, invalid_descendant, cycle.
 CREATE FUNCTION tasker.process_decision_outcome(
-  p_step_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_max_steps integer DEFAULT 100
+  p_step_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_max_steps integer DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -133,6 +203,12 @@ DECLARE
   v_child uuid;
   v_parent uuid;
   v_dep text;
+  v_max_steps integer := coalesce(p_max_steps, tasker.setting_int('decision_points.max_steps_per_decision', 100));
+  v_warn_steps integer := tasker.setting_int('decision_points.warn_threshold_steps', 50);
+  v_max_depth integer := tasker.setting_int('decision_points.max_decision_depth', 20);
+  v_warn_depth integer := tasker.setting_int('decision_points.warn_threshold_depth', 10);
+  v_depth integer;
+  v_warnings text[] := '{}';
 BEGIN
   SELECT ws.task_uuid, coalesce(ws.inputs ->> '__template_step_name', ns.name), nt.configuration -> 'steps',
          ws.results -> 'result' -> 'decision_point_outcome'
@@ -145,6 +221,11 @@ BEGIN
 
   IF EXISTS (SELECT 1 FROM tasker.workflow_step_edges e WHERE e.from_step_uuid = p_step_uuid) THEN
     RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'already_processed', true);
+  END IF;
+  IF NOT tasker.setting_bool('decision_points.enabled', true) THEN
+    RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'skipped', true, 'warnings', jsonb_build_array(
+      format('decision points are disabled (decision_points.enabled = false): the outcome of decision step %s was ignored',
+             v_name)));
   END IF;
 
   -- A decision handler that says nothing is a bug to surface, not an empty branch set (the
@@ -167,10 +248,24 @@ BEGIN
       'message', 'decision_point_outcome.step_names must be an array of step names');
   END IF;
   v_requested := ARRAY(SELECT DISTINCT n FROM jsonb_array_elements_text(v_outcome -> 'step_names') n);
-  IF cardinality(v_requested) > p_max_steps THEN
+  IF cardinality(v_requested) > v_max_steps THEN
     RETURN jsonb_build_object('ok', false, 'code', 'too_many_steps',
       'message', format('decision step %s asked for %s steps; at most %s are allowed',
-                        v_name, cardinality(v_requested), p_max_steps));
+                        v_name, cardinality(v_requested), v_max_steps));
+  END IF;
+  IF cardinality(v_requested) > v_warn_steps THEN
+    v_warnings := v_warnings || format('decision step %s asked for %s steps, above the warning threshold of %s',
+                                       v_name, cardinality(v_requested), v_warn_steps);
+  END IF;
+  v_depth := tasker.decision_depth(p_step_uuid, v_steps);
+  IF v_depth > v_max_depth THEN
+    RETURN jsonb_build_object('ok', false, 'code', 'max_depth_exceeded', 'depth', v_depth,
+      'message', format('decision step %s is at decision depth %s; at most %s is allowed',
+                        v_name, v_depth, v_max_depth));
+  END IF;
+  IF v_depth > v_warn_depth THEN
+    v_warnings := v_warnings || format('decision step %s is at decision depth %s, above the warning threshold of %s',
+                                       v_name, v_depth, v_warn_depth);
   END IF;
   v_bad := ARRAY(SELECT r FROM unnest(v_requested) r
                  WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(v_steps) s WHERE s ->> 'name' = r) ORDER BY r);
@@ -236,7 +331,8 @@ BEGIN
     RETURN jsonb_build_object('ok', false, 'code', 'cycle', 'message', SQLERRM);
   END;
   RETURN jsonb_build_object('ok', true, 'created',
-    (SELECT coalesce(jsonb_agg(s ->> 'name'), '[]') FROM jsonb_array_elements(v_create) s WHERE v_created ? (s ->> 'name')));
+    (SELECT coalesce(jsonb_agg(s ->> 'name'), '[]') FROM jsonb_array_elements(v_create) s WHERE v_created ? (s ->> 'name')))
+    || CASE WHEN cardinality(v_warnings) > 0 THEN jsonb_build_object('warnings', to_jsonb(v_warnings)) ELSE '{}' END;
 END;
 $$;
 
@@ -473,7 +569,11 @@ BEGIN
     RETURN 'error';
   END IF;
   PERFORM tasker.transition_step_state(p_step_uuid, 'enqueued_for_orchestration', 'complete', 'complete', p_processor_uuid,
-    CASE WHEN v_outcome IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('created_steps', v_outcome -> 'created') END);
+    CASE WHEN v_outcome IS NULL THEN '{}'::jsonb
+         ELSE jsonb_build_object('created_steps', v_outcome -> 'created')
+              || CASE WHEN v_outcome ? 'warnings' THEN jsonb_build_object('warnings', v_outcome -> 'warnings') ELSE '{}' END
+              || CASE WHEN v_outcome ? 'skipped' THEN jsonb_build_object('skipped', v_outcome -> 'skipped') ELSE '{}' END
+    END);
   RETURN 'complete';
 END;
 $$;

@@ -17,6 +17,7 @@ export { type CreatedTask, createTask, resolveContext, type TaskEvaluation } fro
 export { checkJsonLimits, JSON_LIMITS, type JsonLimits } from './json-limits.ts';
 export { coreMigrations, TASKER_MIGRATIONS } from './migrations.ts';
 export { type RegisteredTemplate, TemplateRegistry } from './registry.ts';
+export * from './settings.ts';
 export { SQLSTATE, sqlState, translateCoreSqlError } from './sql-errors.ts';
 export * from './states.ts';
 export {

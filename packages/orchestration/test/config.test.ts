@@ -232,6 +232,15 @@ describe('config: validation', () => {
       ),
       ['orchestration.web.backpressure.queue_depth_critical'],
     );
+    assert.deepEqual(
+      issuesOf({ orchestration: { decision_points: { max_decision_depth: 5, warn_threshold_depth: 8 } } }),
+      [
+        {
+          path: 'orchestration.decision_points.warn_threshold_depth',
+          message: 'must not exceed orchestration.decision_points.max_decision_depth',
+        },
+      ],
+    );
     const url = issuesOf({ database: { url: 'mysql://root:hunter2@db/x' } });
     assert.deepEqual(url, [
       { path: 'database.url', message: 'must be a postgresql:// URL or empty (embedded PGlite)' },

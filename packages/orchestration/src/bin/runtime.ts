@@ -13,7 +13,14 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Logger, loadTemplates, TASKER_MIGRATIONS, TaskerError, TemplateRegistry } from '@tasker/core';
+import {
+  applyOrchestrationSettings,
+  type Logger,
+  loadTemplates,
+  TASKER_MIGRATIONS,
+  TaskerError,
+  TemplateRegistry,
+} from '@tasker/core';
 import { createPgliteDatabase, createPostgresDatabase, type Database, migrate } from '@tasker/db';
 import { HandlerRegistry, StepHandler, type StepHandlerClass, TaskerWorker } from '@tasker/worker';
 import type { FastifyInstance } from 'fastify';
@@ -206,6 +213,17 @@ async function start(role: Role, loaded: LoadedConfig, logger: Logger, running: 
   }
   let url: string | undefined;
   if (role !== 'worker') {
+    // results (and so decisions) are applied in SQL, by workers too: the limits live in the database
+    const decisions = config.orchestration.decision_points;
+    await applyOrchestrationSettings(db, {
+      decisionPoints: {
+        enabled: decisions.enabled,
+        maxStepsPerDecision: decisions.max_steps_per_decision,
+        warnStepsPerDecision: decisions.warn_threshold_steps,
+        maxDecisionDepth: decisions.max_decision_depth,
+        warnDecisionDepth: decisions.warn_threshold_depth,
+      },
+    });
     const registry = new TemplateRegistry(db);
     const engine = new OrchestrationEngine({
       db,

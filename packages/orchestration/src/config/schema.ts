@@ -224,6 +224,14 @@ const CONFIG_SCHEMA = section({
       step_results: text('orchestration_step_results', QUEUE),
       task_requests: text('orchestration_task_requests', QUEUE),
     }),
+    /** Limits of decision points (C §4.1), written to the database at start-up: results are applied in SQL. */
+    decision_points: section({
+      enabled: boolean(true),
+      max_steps_per_decision: integer(100, 1, 10_000),
+      warn_threshold_steps: integer(50, 1, 10_000),
+      max_decision_depth: integer(20, 1, 1000),
+      warn_threshold_depth: integer(10, 1, 1000),
+    }),
     web: section({
       /** false: no REST API (the engine alone). */
       enabled: boolean(true),
@@ -356,6 +364,18 @@ export function readConfig(
         path: 'worker.restart_backoff_min_ms',
         message: 'must not exceed worker.restart_backoff_max_ms',
       });
+    }
+    const decisions = config.orchestration.decision_points;
+    for (const [warn, max] of [
+      ['warn_threshold_steps', 'max_steps_per_decision'],
+      ['warn_threshold_depth', 'max_decision_depth'],
+    ] as const) {
+      if (decisions[warn] > decisions[max]) {
+        issues.push({
+          path: `orchestration.decision_points.${warn}`,
+          message: `must not exceed orchestration.decision_points.${max}`,
+        });
+      }
     }
     const { backpressure } = config.orchestration.web;
     if (backpressure.queue_depth_warning > backpressure.queue_depth_critical) {
