@@ -11,7 +11,8 @@
  * - `ready()` is a probe and is never retried: its 503 is an answer.
  */
 import { type ResolvedConfig, type RetryEvent, resolveConfig, type TaskerClientOptions } from './config.ts';
-import { TaskerApiError, TaskerNetworkError, TaskerTimeoutError } from './errors.ts';
+import { TaskerApiError, TaskerNetworkError, TaskerStreamError, TaskerTimeoutError } from './errors.ts';
+import { parseEventStream, type TaskEvent, TERMINAL_TASK_STATES } from './events.ts';
 import type {
   BasicHealth,
   DetailedHealthResponse,
@@ -29,6 +30,17 @@ import type {
 
 /** Statuses that say "try again": the request was not (or need not have been) acted on. */
 const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 429, 502, 503, 504]);
+
+export interface WatchOptions {
+  /** Stops watching: the iterator then throws the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface WaitOptions {
+  /** Gives up after this long with `TaskerTimeoutError` (after one last read of the task). */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
 
 export interface CreateTaskOptions {
   /**
@@ -157,6 +169,165 @@ export class TaskerClient {
       path: `v1/tasks/${segment('taskUuid', taskUuid)}/summary`,
       retry: true,
     });
+  }
+
+  /**
+   * `GET /v1/tasks/{uuid}/events`: the task's and its steps' state changes as they happen. Yields a
+   * `snapshot` (the current states) first, then a `transition` per change, in order; completes
+   * after the task reached a terminal state (at once after the snapshot if it already had).
+   * `timeoutMs` bounds the connection (until the response starts), not the watch; leaving the
+   * loop early or aborting `signal` closes the stream. Not retried.
+   *
+   * @throws TaskerApiError for an error status (404 for an unknown task); TaskerStreamError when
+   *   the server ends the stream early (`event: error`) or it stops before the task finished;
+   *   TaskerNetworkError, TaskerTimeoutError when there is no (timely) answer; the signal's reason
+   *   when aborted.
+   */
+  async *watchTask(taskUuid: string, options: WatchOptions = {}): AsyncGenerator<TaskEvent, void, undefined> {
+    const config = this.#config;
+    const url = new URL(`v1/tasks/${segment('taskUuid', taskUuid)}/events`, config.baseUrl);
+    const headers: Record<string, string> = {
+      accept: 'text/event-stream',
+      'cache-control': 'no-cache',
+      'user-agent': config.userAgent,
+    };
+    if (config.authHeader !== null) headers[config.authHeader[0]] = config.authHeader[1];
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`timed out after ${config.timeoutMs} ms`));
+    }, config.timeoutMs);
+    const what = `GET ${url.pathname}`;
+    try {
+      let response: Response;
+      try {
+        response = await config.fetch(url, { headers, signal: controller.signal, redirect: 'manual' });
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        if (timedOut) {
+          throw new TaskerTimeoutError(
+            `${what} got no answer within ${config.timeoutMs} ms`,
+            config.timeoutMs,
+            1,
+            {
+              cause: error,
+            },
+          );
+        }
+        throw new TaskerNetworkError(`${what} failed: ${describeCause(error)}`, 1, { cause: error });
+      } finally {
+        clearTimeout(timer);
+      }
+      const contentType = response.headers.get('content-type') ?? '';
+      if (response.status !== 200 || !/^text\/event-stream/i.test(contentType) || response.body === null) {
+        const text = await response.text().catch(() => '');
+        const answer = {
+          status: response.status,
+          statusText: response.statusText,
+          headers: response.headers,
+          text,
+          attempts: 1,
+        };
+        if (response.status < 200 || response.status > 299) this.#decode(answer, 'object');
+        throw new TaskerApiError({
+          status: response.status,
+          code: 'INVALID_RESPONSE',
+          message: `Expected an event stream, got ${contentType === '' ? 'no content type' : contentType}`,
+          requestId: response.headers.get('x-request-id'),
+          retryAfterSeconds: null,
+          attempts: 1,
+        });
+      }
+      let finished = false;
+      try {
+        for await (const message of parseEventStream(response.body)) {
+          if (message.event === 'error') {
+            let code = 'STREAM_ERROR';
+            let text = 'The server ended the event stream';
+            const parsed = parseJson(message.data);
+            if (parsed.ok && isRecord(parsed.value)) {
+              if (typeof parsed.value.code === 'string') code = parsed.value.code;
+              if (typeof parsed.value.message === 'string') text = parsed.value.message;
+            }
+            throw new TaskerStreamError(code, text);
+          }
+          if (message.event !== 'snapshot' && message.event !== 'transition') continue;
+          const parsed = parseJson(message.data);
+          if (!parsed.ok || !isRecord(parsed.value)) continue;
+          const event = { ...parsed.value, type: message.event } as unknown as TaskEvent;
+          if (event.type === 'snapshot') finished = TERMINAL_TASK_STATES.has(event.state);
+          else if (event.step_uuid === null) finished = TERMINAL_TASK_STATES.has(event.to_state);
+          yield event;
+        }
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        if (error instanceof TaskerStreamError) throw error;
+        throw new TaskerNetworkError(`${what}: the event stream broke: ${describeCause(error)}`, 1, {
+          cause: error,
+        });
+      }
+      if (!finished)
+        throw new TaskerStreamError('STREAM_ENDED', 'The event stream ended before the task finished');
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      // a consumer that stops early closes the connection
+      controller.abort();
+    }
+  }
+
+  /**
+   * Waits for the task to reach a terminal state and returns it (`GET /v1/tasks/{uuid}` once the
+   * event stream says so). A stream that breaks is opened again (with backoff) until `timeoutMs`;
+   * at the deadline the task is read one last time and, unless it finished, `TaskerTimeoutError` is
+   * thrown. An error status (404 for an unknown task) is thrown as `TaskerApiError` at once.
+   */
+  async waitForCompletion(taskUuid: string, options: WaitOptions): Promise<TaskResponse> {
+    const { timeoutMs, signal } = options;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+      throw new TypeError('timeoutMs must be a positive number');
+    signal?.throwIfAborted();
+    const deadline = Date.now() + timeoutMs;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timeout = new Error('deadline');
+    const timer = setTimeout(() => controller.abort(timeout), timeoutMs);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          for await (const _ of this.watchTask(taskUuid, { signal: controller.signal })) {
+            // the iterator completes once the task is terminal
+          }
+          return await this.getTask(taskUuid);
+        } catch (error) {
+          if (signal?.aborted) throw signal.reason;
+          if (error instanceof TaskerApiError) throw error;
+          if (!controller.signal.aborted && Date.now() < deadline) {
+            // the stream broke: the task may have finished meanwhile, else watch again
+            const task = await this.getTask(taskUuid);
+            if (TERMINAL_TASK_STATES.has(task.status)) return task;
+            const wait = Math.min(deadline - Date.now(), this.#delay(attempt, null));
+            await new Promise((resolve) => setTimeout(resolve, wait));
+            continue;
+          }
+        }
+        const task = await this.getTask(taskUuid);
+        if (TERMINAL_TASK_STATES.has(task.status)) return task;
+        throw new TaskerTimeoutError(
+          `task ${taskUuid} did not finish within ${timeoutMs} ms (status ${task.status})`,
+          timeoutMs,
+          attempt,
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   // --- steps ---------------------------------------------------------------------------------------

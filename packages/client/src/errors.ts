@@ -76,3 +76,17 @@ export class TaskerTimeoutError extends TaskerClientError {
     this.attempts = attempts;
   }
 }
+
+/**
+ * A task event stream ended early: the server sent `event: error` (its `code`, e.g.
+ * `SLOW_CONSUMER`, `SERVER_CLOSING`) or the stream stopped before the task finished
+ * (`STREAM_ENDED`).
+ */
+export class TaskerStreamError extends TaskerClientError {
+  readonly code: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TaskerStreamError';
+    this.code = code;
+  }
+}

@@ -202,6 +202,7 @@ for (const backend of BACKENDS) {
           '/health/ready',
           '/v1/tasks',
           '/v1/tasks/{uuid}',
+          '/v1/tasks/{uuid}/events',
           '/v1/tasks/{uuid}/summary',
           '/v1/tasks/{uuid}/workflow_steps',
           '/v1/tasks/{uuid}/workflow_steps/{step_uuid}',

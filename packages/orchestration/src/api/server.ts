@@ -28,6 +28,7 @@ import type { ApiContext, ApiEngine } from './context.ts';
 import { ApiError, mapError } from './errors.ts';
 import { type BackpressureConfig, type BackpressureDecision, HealthEvaluator } from './health-evaluator.ts';
 import { createApiMetrics } from './metrics.ts';
+import { EVENTS_ROUTE_URL, eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { configRoute, metricsRoute } from './routes/operations.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -224,7 +225,6 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     logger: false,
     frameworkErrors,
     bodyLimit,
-    handlerTimeout: requestTimeoutMs,
     requestIdHeader: false,
     genReqId: (request) => {
       const inbound = request.headers['x-request-id'];
@@ -239,6 +239,9 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
 
   const routes: { method: string; pattern: RegExp }[] = [];
   app.addHook('onRoute', (route) => {
+    // every route is bounded by the request timeout except the event stream, which lasts as long
+    // as its task runs
+    if (route.url !== EVENTS_ROUTE_URL) route.handlerTimeout ??= requestTimeoutMs;
     for (const method of [route.method].flat()) routes.push({ method, pattern: patternOf(route.url) });
   });
 
@@ -333,6 +336,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   const direct: ApiContext = { db, engine, registry, healthCheckTimeoutMs };
   void app.register(async (scope) => {
     taskRoutes(scope, guarded, { breaker, shed });
+    eventRoutes(scope, guarded, logger);
     templateRoutes(scope, guarded, breaker);
     healthRoutes(scope, direct, { breaker, evaluator });
     metricsRoute(scope, metrics.registry);
