@@ -23,7 +23,9 @@
 -- Keys used (B config [orchestration.decision_points], C §4.1 items 2 and 7):
 --   decision_points.enabled (true), decision_points.max_steps_per_decision (100),
 --   decision_points.warn_threshold_steps (50), decision_points.max_decision_depth (20),
---   decision_points.warn_threshold_depth (10).
+--   decision_points.warn_threshold_depth (10); and (B config [orchestration.batch_processing])
+--   batch_processing.enabled (true), batch_processing.max_parallel_batches (50): the most batch
+--   workers one batchable outcome may create.
 CREATE TABLE tasker.orchestration_settings (
   key text PRIMARY KEY,
   value jsonb NOT NULL,
@@ -350,7 +352,7 @@ $$;
 -- was processed. Returns {ok, created: [names], already_processed?} or {ok: false, code, message};
 -- codes: missing_outcome, malformed_outcome, invalid_worker_template, too_many_batches, cycle.
 CREATE FUNCTION tasker.process_batch_outcome(
-  p_step_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_max_batches integer DEFAULT 1000
+  p_step_uuid uuid, p_processor_uuid uuid DEFAULT NULL, p_max_batches integer DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -371,6 +373,7 @@ DECLARE
   v_child uuid;
   v_parent uuid;
   v_dep text;
+  v_max_batches integer := coalesce(p_max_batches, tasker.setting_int('batch_processing.max_parallel_batches', 50));
 BEGIN
   SELECT ws.task_uuid, coalesce(ws.inputs ->> '__template_step_name', ns.name), nt.configuration -> 'steps',
          ws.results -> 'result' -> 'batch_processing_outcome'
@@ -383,6 +386,11 @@ BEGIN
 
   IF EXISTS (SELECT 1 FROM tasker.workflow_step_edges e WHERE e.from_step_uuid = p_step_uuid) THEN
     RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'already_processed', true);
+  END IF;
+  IF NOT tasker.setting_bool('batch_processing.enabled', true) THEN
+    RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'skipped', true, 'warnings', jsonb_build_array(
+      format('batch processing is disabled (batch_processing.enabled = false): the outcome of batchable step %s was ignored',
+             v_name)));
   END IF;
   IF v_outcome IS NULL OR jsonb_typeof(v_outcome) = 'null' THEN
     RETURN jsonb_build_object('ok', false, 'code', 'missing_outcome',
@@ -418,10 +426,10 @@ BEGIN
         'message', 'create_batches needs a non-empty cursor_configs array of {batch_id, start_cursor, end_cursor, '
                    || 'batch_size} with distinct batch ids of letters, digits, _ or -, one per worker_count');
     END IF;
-    IF jsonb_array_length(v_configs) > p_max_batches THEN
+    IF jsonb_array_length(v_configs) > v_max_batches THEN
       RETURN jsonb_build_object('ok', false, 'code', 'too_many_batches',
         'message', format('batchable step %s asked for %s workers; at most %s are allowed',
-                          v_name, jsonb_array_length(v_configs), p_max_batches));
+                          v_name, jsonb_array_length(v_configs), v_max_batches));
     END IF;
   END IF;
   v_template := (SELECT s FROM jsonb_array_elements(v_steps) s

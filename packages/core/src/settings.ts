@@ -1,9 +1,10 @@
 /**
  * Orchestration settings that SQL reads where it applies them (`tasker.orchestration_settings`,
- * migration 0007): the decision point limits are enforced by whichever process applies a decision's
- * result (a worker inline or the engine), inside `tasker.process_decision_outcome`, so they live in
- * the database rather than in one process's memory. A key that was never written reads as the
- * reference default (B config `[orchestration.decision_points]`, C §4.1 items 2 and 7).
+ * migration 0007): the decision point and batch processing limits are enforced by whichever process
+ * applies a decision's or a batchable step's result (a worker inline or the engine), inside
+ * `tasker.process_decision_outcome` / `process_batch_outcome`, so they live in the database rather
+ * than in one process's memory. A key that was never written reads as the reference default (B
+ * config `[orchestration.decision_points]` and `[orchestration.batch_processing]`, C §4.1).
  */
 import type { Queryable } from '@tasker/db';
 import { type FieldIssue, ValidationError } from './errors.ts';
@@ -21,8 +22,16 @@ export interface DecisionPointSettings {
   warnDecisionDepth: number;
 }
 
+export interface BatchProcessingSettings {
+  /** false: a batchable step's outcome is ignored (no workers) and the step completes with a warning. */
+  enabled: boolean;
+  /** An outcome asking for more batch workers fails the batchable step permanently (too_many_batches). */
+  maxParallelBatches: number;
+}
+
 export interface OrchestrationSettings {
   decisionPoints?: Partial<DecisionPointSettings>;
+  batchProcessing?: Partial<BatchProcessingSettings>;
 }
 
 export const DECISION_POINT_DEFAULTS: Readonly<DecisionPointSettings> = Object.freeze({
@@ -43,6 +52,18 @@ export const DECISION_POINT_SETTING_KEYS: Readonly<Record<keyof DecisionPointSet
     warnDecisionDepth: 'decision_points.warn_threshold_depth',
   });
 
+export const BATCH_PROCESSING_DEFAULTS: Readonly<BatchProcessingSettings> = Object.freeze({
+  enabled: true,
+  maxParallelBatches: 50,
+});
+
+/** The `tasker.orchestration_settings` key of each batch processing setting. */
+export const BATCH_PROCESSING_SETTING_KEYS: Readonly<Record<keyof BatchProcessingSettings, string>> =
+  Object.freeze({
+    enabled: 'batch_processing.enabled',
+    maxParallelBatches: 'batch_processing.max_parallel_batches',
+  });
+
 /** Largest accepted limit (the SQL reader takes integers of up to 9 digits). */
 const MAX_LIMIT = 100_000_000;
 
@@ -53,28 +74,8 @@ const MAX_LIMIT = 100_000_000;
 export function resolveDecisionPointSettings(
   input: Partial<DecisionPointSettings> = {},
 ): DecisionPointSettings {
-  const settings: DecisionPointSettings = { ...DECISION_POINT_DEFAULTS };
   const issues: FieldIssue[] = [];
-  for (const [key, value] of Object.entries(input) as Array<[string, unknown]>) {
-    if (value === undefined) continue;
-    if (!(key in DECISION_POINT_DEFAULTS)) {
-      issues.push({ field: `decisionPoints.${key}`, message: 'is not a decision point setting' });
-      continue;
-    }
-    if (key === 'enabled') {
-      if (typeof value === 'boolean') settings.enabled = value;
-      else issues.push({ field: 'decisionPoints.enabled', message: 'must be a boolean' });
-      continue;
-    }
-    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= MAX_LIMIT) {
-      settings[key as Exclude<keyof DecisionPointSettings, 'enabled'>] = value;
-    } else {
-      issues.push({
-        field: `decisionPoints.${key}`,
-        message: `must be an integer from 1 to ${MAX_LIMIT}, got ${String(value)}`,
-      });
-    }
-  }
+  const settings = resolveGroup('decisionPoints', DECISION_POINT_DEFAULTS, input, issues);
   if (issues.length === 0) {
     if (settings.warnStepsPerDecision > settings.maxStepsPerDecision) {
       issues.push({
@@ -93,6 +94,43 @@ export function resolveDecisionPointSettings(
   return settings;
 }
 
+/** The complete batch processing settings, validated (the limit an integer ≥ 1). Throws ValidationError. */
+export function resolveBatchProcessingSettings(
+  input: Partial<BatchProcessingSettings> = {},
+): BatchProcessingSettings {
+  const issues: FieldIssue[] = [];
+  const settings = resolveGroup('batchProcessing', BATCH_PROCESSING_DEFAULTS, input, issues);
+  if (issues.length > 0) throw new ValidationError(issues);
+  return settings;
+}
+
+/** Defaults overlaid with `input`: `enabled` a boolean, every other key an integer limit. */
+function resolveGroup<T extends { enabled: boolean }>(
+  group: string,
+  defaults: Readonly<T>,
+  input: Partial<T>,
+  issues: FieldIssue[],
+): T {
+  const settings: Record<string, unknown> = { ...defaults };
+  for (const [key, value] of Object.entries(input) as Array<[string, unknown]>) {
+    if (value === undefined) continue;
+    if (!(key in defaults)) {
+      issues.push({ field: `${group}.${key}`, message: `is not a ${group} setting` });
+    } else if (key === 'enabled') {
+      if (typeof value === 'boolean') settings.enabled = value;
+      else issues.push({ field: `${group}.enabled`, message: 'must be a boolean' });
+    } else if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= MAX_LIMIT) {
+      settings[key] = value;
+    } else {
+      issues.push({
+        field: `${group}.${key}`,
+        message: `must be an integer from 1 to ${MAX_LIMIT}, got ${String(value)}`,
+      });
+    }
+  }
+  return settings as T;
+}
+
 /**
  * Writes the orchestration settings to `tasker.orchestration_settings` (one upsert statement),
  * validated first (nothing is written when any is invalid). Every decision point key is written,
@@ -102,14 +140,24 @@ export function resolveDecisionPointSettings(
 export async function applyOrchestrationSettings(
   db: Queryable,
   settings: OrchestrationSettings = {},
-): Promise<{ decisionPoints: DecisionPointSettings }> {
-  const decisionPoints = resolveDecisionPointSettings(settings.decisionPoints);
-  const rows = (Object.keys(DECISION_POINT_SETTING_KEYS) as Array<keyof DecisionPointSettings>).map(
-    (name) => ({
-      key: DECISION_POINT_SETTING_KEYS[name],
-      value: decisionPoints[name],
-    }),
-  );
+): Promise<{ decisionPoints: DecisionPointSettings; batchProcessing: BatchProcessingSettings }> {
+  const issues: FieldIssue[] = [];
+  const attempt = <T>(resolve: () => T): T | undefined => {
+    try {
+      return resolve();
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      issues.push(...error.issues);
+      return undefined;
+    }
+  };
+  const decisionPoints = attempt(() => resolveDecisionPointSettings(settings.decisionPoints));
+  const batchProcessing = attempt(() => resolveBatchProcessingSettings(settings.batchProcessing));
+  if (decisionPoints === undefined || batchProcessing === undefined) throw new ValidationError(issues);
+  const rows = [
+    ...rowsOf(DECISION_POINT_SETTING_KEYS, decisionPoints),
+    ...rowsOf(BATCH_PROCESSING_SETTING_KEYS, batchProcessing),
+  ];
   await db.query(
     `INSERT INTO tasker.orchestration_settings (key, value, updated_at)
      SELECT r ->> 'key', r -> 'value', now() FROM jsonb_array_elements($1::jsonb) r
@@ -117,5 +165,12 @@ export async function applyOrchestrationSettings(
      WHERE tasker.orchestration_settings.value IS DISTINCT FROM EXCLUDED.value`,
     [JSON.stringify(rows)],
   );
-  return { decisionPoints };
+  return { decisionPoints, batchProcessing };
+}
+
+function rowsOf<T extends object>(
+  keys: Readonly<Record<keyof T, string>>,
+  values: T,
+): Array<{ key: string; value: unknown }> {
+  return (Object.keys(keys) as Array<keyof T>).map((name) => ({ key: keys[name], value: values[name] }));
 }

@@ -14,6 +14,7 @@ import { ValidationError } from '../src/errors.ts';
 import {
   applyOrchestrationSettings,
   DECISION_POINT_DEFAULTS,
+  resolveBatchProcessingSettings,
   resolveDecisionPointSettings,
 } from '../src/settings.ts';
 import { createCoreDatabase } from './db.ts';
@@ -21,6 +22,26 @@ import { type LifecycleTask, LifecycleTestManager, successResult } from './lifec
 
 const APPROVAL_QUEUE = 'worker_conditional_approval_ts_queue';
 const DEEP_QUEUE = 'worker_decision_limits_test_queue';
+const DATASET_QUEUE = 'worker_data_processing_queue';
+
+/** A batchable outcome of `count` workers of the large dataset template's worker `process_batch`. */
+function batches(count: number): JsonObject {
+  const cursorConfigs = Array.from({ length: count }, (_, i) => ({
+    batch_id: String(i + 1).padStart(3, '0'),
+    start_cursor: i * 10,
+    end_cursor: (i + 1) * 10,
+    batch_size: 10,
+  }));
+  return successResult({
+    batch_processing_outcome: {
+      type: 'create_batches',
+      worker_template_name: 'process_batch',
+      worker_count: count,
+      cursor_configs: cursorConfigs,
+      total_items: count * 10,
+    },
+  });
+}
 
 /** Three nested decisions: d1 (depth 1) → a → d2 (depth 2) → b → d3 (depth 3) → c. */
 const DEEP_TEMPLATE = `
@@ -53,6 +74,18 @@ type Claim = {
   outcome: string;
   context: { step_uuid: string; step_name: string; attempt: number } | null;
 };
+
+describe('batch processing settings: validation', () => {
+  it('fills in the reference defaults and rejects a bad limit, an unknown key and a non-boolean switch', () => {
+    assert.deepEqual(resolveBatchProcessingSettings(), { enabled: true, maxParallelBatches: 50 });
+    for (const bad of [{ maxParallelBatches: 0 }, { maxBatches: 3 }, { enabled: 'no' }]) {
+      assert.throws(
+        () => resolveBatchProcessingSettings(bad as Parameters<typeof resolveBatchProcessingSettings>[0]),
+        ValidationError,
+      );
+    }
+  });
+});
 
 describe('decision point settings: validation', () => {
   it('fills in the reference defaults', () => {
@@ -97,6 +130,8 @@ for (const backend of BACKENDS) {
     let deep: RegisteredTemplate;
     const worker = randomUUID();
 
+    let dataset: RegisteredTemplate;
+
     before(async () => {
       t = await createCoreDatabase(backend);
       manager = new LifecycleTestManager(t.db);
@@ -104,6 +139,7 @@ for (const backend of BACKENDS) {
       await pgmq.createQueue('orchestration_step_results');
       approval = await manager.registerExample('conditional_approval_ts/approval_routing_ts');
       deep = await manager.registerYaml(DEEP_TEMPLATE);
+      dataset = await manager.registerExample('data_processing/large_dataset_processor');
     });
     after(() => t.dispose());
     // each test states its settings: none is the reference defaults
@@ -112,7 +148,7 @@ for (const backend of BACKENDS) {
     });
 
     async function start(registered: RegisteredTemplate, context: JsonObject): Promise<LifecycleTask> {
-      for (const queue of [APPROVAL_QUEUE, DEEP_QUEUE]) {
+      for (const queue of [APPROVAL_QUEUE, DEEP_QUEUE, DATASET_QUEUE]) {
         await pgmq.createQueue(queue);
         await pgmq.purgeQueue(queue);
       }
@@ -246,13 +282,18 @@ for (const backend of BACKENDS) {
       const { rows } = await t.db.query<{ key: string; value: unknown }>(
         'SELECT key, value FROM tasker.orchestration_settings ORDER BY key',
       );
-      assert.deepEqual(rows, [
-        { key: 'decision_points.enabled', value: true },
-        { key: 'decision_points.max_decision_depth', value: 20 },
-        { key: 'decision_points.max_steps_per_decision', value: 8 },
-        { key: 'decision_points.warn_threshold_depth', value: 10 },
-        { key: 'decision_points.warn_threshold_steps', value: 3 },
-      ]);
+      assert.deepEqual(
+        rows,
+        [
+          { key: 'decision_points.enabled', value: true },
+          { key: 'decision_points.max_decision_depth', value: 20 },
+          { key: 'decision_points.max_steps_per_decision', value: 8 },
+          { key: 'decision_points.warn_threshold_depth', value: 10 },
+          { key: 'decision_points.warn_threshold_steps', value: 3 },
+          { key: 'batch_processing.enabled', value: true },
+          { key: 'batch_processing.max_parallel_batches', value: 50 },
+        ].sort((a, b) => a.key.localeCompare(b.key)),
+      );
       // invalid settings write nothing
       await assert.rejects(
         applyOrchestrationSettings(t.db, { decisionPoints: { maxStepsPerDecision: 2 } }),
@@ -336,6 +377,41 @@ for (const backend of BACKENDS) {
         );
       }
       assert.equal(await task.taskState(), 'complete');
+    });
+
+    /** Runs the analyzer of a large dataset task with the given result. */
+    async function analyze(result: JsonObject): Promise<LifecycleTask> {
+      const task = await start(dataset, { dataset_size: 100 });
+      const [analyzer] = await claim(DATASET_QUEUE);
+      assert.equal(analyzer?.context?.step_name, 'analyze_dataset');
+      await complete(DATASET_QUEUE, analyzer, result);
+      return task;
+    }
+
+    it('fails a batchable outcome asking for more workers than max parallel batches', async () => {
+      await applyOrchestrationSettings(t.db, { batchProcessing: { maxParallelBatches: 2 } });
+      const task = await analyze(batches(3));
+      const { current_state, metadata } = await outcomeOf(task, 'analyze_dataset');
+      assert.equal(current_state, 'error');
+      assert.equal(metadata.code, 'too_many_batches');
+      assert.deepEqual(await stepNames(task), ['analyze_dataset']);
+      const within = await analyze(batches(2));
+      assert.deepEqual(await stepNames(within), [
+        'aggregate_results',
+        'analyze_dataset',
+        'process_batch_001',
+        'process_batch_002',
+      ]);
+    });
+
+    it('ignores a batchable outcome when batch processing is disabled: the step completes with a warning', async () => {
+      await applyOrchestrationSettings(t.db, { batchProcessing: { enabled: false } });
+      const task = await analyze(batches(2));
+      const { current_state, metadata } = await outcomeOf(task, 'analyze_dataset');
+      assert.equal(current_state, 'complete');
+      assert.equal(metadata.skipped, true);
+      assert.match(String((metadata.warnings as unknown[])[0]), /batch processing is disabled/);
+      assert.deepEqual(await stepNames(task), ['analyze_dataset']);
     });
 
     it('ignores the outcome when decision points are disabled: the step completes with a warning', async () => {

@@ -223,6 +223,10 @@ async function start(role: Role, loaded: LoadedConfig, logger: Logger, running: 
         maxDecisionDepth: decisions.max_decision_depth,
         warnDecisionDepth: decisions.warn_threshold_depth,
       },
+      batchProcessing: {
+        enabled: config.orchestration.batch_processing.enabled,
+        maxParallelBatches: config.orchestration.batch_processing.max_parallel_batches,
+      },
     });
     const registry = new TemplateRegistry(db);
     const engine = new OrchestrationEngine({

@@ -232,6 +232,11 @@ const CONFIG_SCHEMA = section({
       max_decision_depth: integer(20, 1, 1000),
       warn_threshold_depth: integer(10, 1, 1000),
     }),
+    /** Limits of batch processing (C §4.3), written to the database at start-up like decision_points. */
+    batch_processing: section({
+      enabled: boolean(true),
+      max_parallel_batches: integer(50, 1, 100_000),
+    }),
     web: section({
       /** false: no REST API (the engine alone). */
       enabled: boolean(true),
