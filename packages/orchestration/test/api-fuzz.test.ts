@@ -19,7 +19,8 @@ const TEMPLATES = new URL('../../../examples/templates/', import.meta.url);
 const LINEAR = { namespace: 'linear_workflow_ts', name: 'mathematical_sequence_ts', version: '1.0.0' };
 const DIAMOND = { namespace: 'diamond_workflow_ts', name: 'parallel_computation_ts', version: '1.0.0' };
 const RUNS = 500;
-const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+// a fixed seed keeps CI deterministic; FUZZ_SEED=<n> explores other inputs (the seed is in the suite name)
+const SEED = Number(process.env.FUZZ_SEED ?? 20_261_126);
 
 /** Asserts the answer is 2xx, or 4xx with exactly the envelope; returns the status. */
 function checkAnswer(response: LightMyRequestResponse, what: string): number {
