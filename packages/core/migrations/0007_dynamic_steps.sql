@@ -163,6 +163,43 @@ BEGIN
 END;
 $$;
 
+-- What processing a decision's or a batchable step's outcome starts with (p_kind: decision |
+-- batchable): the step's task, template step name, template steps and outcome (result.<key>), and
+-- `early` when there is nothing to process: already processed (the step has children: a
+-- redelivered result), the feature disabled by its setting (nothing created, a warning), or no
+-- outcome at all (a failure: a silent empty outcome would complete the task without its branches).
+CREATE FUNCTION tasker.dynamic_outcome_prelude(
+  p_step_uuid uuid, p_kind text,
+  OUT task_uuid uuid, OUT step_name text, OUT template_steps jsonb, OUT outcome jsonb, OUT early jsonb
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_key text := CASE p_kind WHEN 'decision' THEN 'decision_point_outcome' ELSE 'batch_processing_outcome' END;
+  v_setting text := CASE p_kind WHEN 'decision' THEN 'decision_points' ELSE 'batch_processing' END;
+BEGIN
+  SELECT ws.task_uuid, coalesce(ws.inputs ->> '__template_step_name', ns.name), nt.configuration -> 'steps',
+         ws.results -> 'result' -> v_key
+  INTO task_uuid, step_name, template_steps, outcome
+  FROM tasker.workflow_steps ws
+  JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+  JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+  JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+  WHERE ws.workflow_step_uuid = p_step_uuid;
+
+  IF EXISTS (SELECT 1 FROM tasker.workflow_step_edges e WHERE e.from_step_uuid = p_step_uuid) THEN
+    early := jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'already_processed', true);
+  ELSIF NOT tasker.setting_bool(v_setting || '.enabled', true) THEN
+    early := jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'skipped', true, 'warnings', jsonb_build_array(
+      format('%s disabled (%s.enabled = false): the outcome of %s step %s was ignored',
+             CASE p_kind WHEN 'decision' THEN 'decision points are' ELSE 'batch processing is' END,
+             v_setting, p_kind, step_name)));
+  ELSIF outcome IS NULL OR jsonb_typeof(outcome) = 'null' THEN
+    early := jsonb_build_object('ok', false, 'code', 'missing_outcome',
+      'message', format('the result of %s step %s has no result.%s', p_kind, step_name, v_key));
+  END IF;
+END;
+$$;
+
 -- The outcome of a completed decision step (C §4.1): results.result.decision_point_outcome is
 -- {type: no_branches} or {type: create_steps, step_names: [...]}. Validates it and creates:
 --   the requested steps (each must be a template descendant of this decision, not a batch_worker);
@@ -211,30 +248,13 @@ DECLARE
   v_warn_depth integer := tasker.setting_int('decision_points.warn_threshold_depth', 10);
   v_depth integer;
   v_warnings text[] := '{}';
+  v_early jsonb;
 BEGIN
-  SELECT ws.task_uuid, coalesce(ws.inputs ->> '__template_step_name', ns.name), nt.configuration -> 'steps',
-         ws.results -> 'result' -> 'decision_point_outcome'
-  INTO v_task, v_name, v_steps, v_outcome
-  FROM tasker.workflow_steps ws
-  JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
-  JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
-  JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-  WHERE ws.workflow_step_uuid = p_step_uuid;
-
-  IF EXISTS (SELECT 1 FROM tasker.workflow_step_edges e WHERE e.from_step_uuid = p_step_uuid) THEN
-    RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'already_processed', true);
-  END IF;
-  IF NOT tasker.setting_bool('decision_points.enabled', true) THEN
-    RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'skipped', true, 'warnings', jsonb_build_array(
-      format('decision points are disabled (decision_points.enabled = false): the outcome of decision step %s was ignored',
-             v_name)));
-  END IF;
-
-  -- A decision handler that says nothing is a bug to surface, not an empty branch set (the
-  -- reference only warns; a silent no-branch run would complete the task without its approvals).
-  IF v_outcome IS NULL OR jsonb_typeof(v_outcome) = 'null' THEN
-    RETURN jsonb_build_object('ok', false, 'code', 'missing_outcome',
-      'message', 'the result of decision step ' || v_name || ' has no result.decision_point_outcome');
+  SELECT p.task_uuid, p.step_name, p.template_steps, p.outcome, p.early
+  INTO v_task, v_name, v_steps, v_outcome, v_early
+  FROM tasker.dynamic_outcome_prelude(p_step_uuid, 'decision') p;
+  IF v_early IS NOT NULL THEN
+    RETURN v_early;
   END IF;
   IF jsonb_typeof(v_outcome) <> 'object' OR v_outcome ->> 'type' IS NULL
      OR v_outcome ->> 'type' NOT IN ('no_branches', 'create_steps') THEN
@@ -374,27 +394,13 @@ DECLARE
   v_parent uuid;
   v_dep text;
   v_max_batches integer := coalesce(p_max_batches, tasker.setting_int('batch_processing.max_parallel_batches', 50));
+  v_early jsonb;
 BEGIN
-  SELECT ws.task_uuid, coalesce(ws.inputs ->> '__template_step_name', ns.name), nt.configuration -> 'steps',
-         ws.results -> 'result' -> 'batch_processing_outcome'
-  INTO v_task, v_name, v_steps, v_outcome
-  FROM tasker.workflow_steps ws
-  JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
-  JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
-  JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
-  WHERE ws.workflow_step_uuid = p_step_uuid;
-
-  IF EXISTS (SELECT 1 FROM tasker.workflow_step_edges e WHERE e.from_step_uuid = p_step_uuid) THEN
-    RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'already_processed', true);
-  END IF;
-  IF NOT tasker.setting_bool('batch_processing.enabled', true) THEN
-    RETURN jsonb_build_object('ok', true, 'created', '[]'::jsonb, 'skipped', true, 'warnings', jsonb_build_array(
-      format('batch processing is disabled (batch_processing.enabled = false): the outcome of batchable step %s was ignored',
-             v_name)));
-  END IF;
-  IF v_outcome IS NULL OR jsonb_typeof(v_outcome) = 'null' THEN
-    RETURN jsonb_build_object('ok', false, 'code', 'missing_outcome',
-      'message', 'the result of batchable step ' || v_name || ' has no result.batch_processing_outcome');
+  SELECT p.task_uuid, p.step_name, p.template_steps, p.outcome, p.early
+  INTO v_task, v_name, v_steps, v_outcome, v_early
+  FROM tasker.dynamic_outcome_prelude(p_step_uuid, 'batchable') p;
+  IF v_early IS NOT NULL THEN
+    RETURN v_early;
   END IF;
   IF jsonb_typeof(v_outcome) <> 'object' OR v_outcome ->> 'type' IS NULL
      OR v_outcome ->> 'type' NOT IN ('no_batches', 'create_batches') THEN
