@@ -20,6 +20,7 @@ import type { JsonObject, RegisteredTemplate } from '@tasker/core';
 import { BACKENDS, type TestDatabase } from '@tasker/db/testing';
 import { Pgmq } from '@tasker/pgmq';
 import { createCoreDatabase } from './db.ts';
+import { type Claim, claimMessages, completeMessage } from './hops.ts';
 import { type LifecycleTask, LifecycleTestManager, successResult } from './lifecycle.ts';
 
 const RESULTS = 'orchestration_step_results';
@@ -48,17 +49,6 @@ steps:
     handler: { callable: T.Collect }
 `;
 }
-
-type Claim = {
-  msg_id: string;
-  outcome: string;
-  context: {
-    step_uuid: string;
-    step_name: string;
-    attempt: number;
-    dependency_results: Record<string, JsonObject>;
-  } | null;
-};
 
 function failure(message: string, retryable: boolean): JsonObject {
   return {
@@ -105,20 +95,11 @@ for (const backend of BACKENDS) {
     after(() => t.dispose());
 
     async function claim(limit = 20): Promise<Claim[]> {
-      const { rows } = await t.db.query<Claim>(
-        'SELECT msg_id::text, outcome, context FROM tasker.claim_step_messages($1, NULL, $3, 0, $2, 30, 5)',
-        [QUEUE, worker, limit],
-      );
-      return rows;
+      return claimMessages(t.db, QUEUE, worker, limit);
     }
 
     async function complete(c: Claim, results: JsonObject): Promise<boolean> {
-      assert.ok(c.context);
-      const { rows } = await t.db.query<{ r: { completed: boolean } }>(
-        'SELECT tasker.complete_step_message($1, $2, $3, $4, $5, $6::jsonb, $7, true, 50) AS r',
-        [QUEUE, c.msg_id, c.context.step_uuid, worker, c.context.attempt, JSON.stringify(results), RESULTS],
-      );
-      return rows[0]?.r.completed === true;
+      return completeMessage(t.db, QUEUE, worker, c, results);
     }
 
     async function states(task: LifecycleTask): Promise<Record<string, string>> {

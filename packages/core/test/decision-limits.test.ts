@@ -18,6 +18,7 @@ import {
   resolveDecisionPointSettings,
 } from '../src/settings.ts';
 import { createCoreDatabase } from './db.ts';
+import { type Claim, claimMessages, completeMessage } from './hops.ts';
 import { type LifecycleTask, LifecycleTestManager, successResult } from './lifecycle.ts';
 
 const APPROVAL_QUEUE = 'worker_conditional_approval_ts_queue';
@@ -68,12 +69,6 @@ function deepResult(name: string): JsonObject {
       : { decision_point_outcome: { type: 'create_steps', step_names: [next] } },
   );
 }
-
-type Claim = {
-  msg_id: string;
-  outcome: string;
-  context: { step_uuid: string; step_name: string; attempt: number } | null;
-};
 
 describe('batch processing settings: validation', () => {
   it('fills in the reference defaults and rejects a bad limit, an unknown key and a non-boolean switch', () => {
@@ -158,29 +153,11 @@ for (const backend of BACKENDS) {
     }
 
     async function claim(queue: string): Promise<Claim[]> {
-      const { rows } = await t.db.query<Claim>(
-        'SELECT msg_id::text, outcome, context FROM tasker.claim_step_messages($1, NULL, 20, 0, $2, 30, 5)',
-        [queue, worker],
-      );
-      return rows.filter((row) => row.outcome === 'claimed');
+      return (await claimMessages(t.db, queue, worker)).filter((row) => row.outcome === 'claimed');
     }
 
-    async function complete(queue: string, c: Claim, results: JsonObject): Promise<void> {
-      assert.ok(c.context);
-      const { rows } = await t.db.query<{ r: { completed: boolean } }>(
-        'SELECT tasker.complete_step_message($1, $2, $3, $4, $5, $6::jsonb, $7, $8, 50) AS r',
-        [
-          queue,
-          c.msg_id,
-          c.context.step_uuid,
-          worker,
-          c.context.attempt,
-          JSON.stringify(results),
-          'orchestration_step_results',
-          true,
-        ],
-      );
-      assert.equal(rows[0]?.r.completed, true);
+    async function complete(queue: string, c: Claim, results: JsonObject, inline = true): Promise<void> {
+      assert.equal(await completeMessage(t.db, queue, worker, c, results, inline), true);
     }
 
     async function drain(queue: string, resultOf: (name: string) => JsonObject): Promise<string[]> {

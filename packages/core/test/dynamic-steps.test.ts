@@ -12,6 +12,7 @@ import type { JsonObject, RegisteredTemplate } from '@tasker/core';
 import { BACKENDS, type TestDatabase } from '@tasker/db/testing';
 import { Pgmq } from '@tasker/pgmq';
 import { createCoreDatabase } from './db.ts';
+import { type Claim, claimMessages, completeMessage } from './hops.ts';
 import { type LifecycleTask, LifecycleTestManager, successResult } from './lifecycle.ts';
 
 const RESULTS = 'orchestration_step_results';
@@ -40,12 +41,6 @@ steps:
     handler: { callable: T.Join }
   - { name: after_join, dependencies: [join], handler: { callable: T.AfterJoin } }
 `;
-
-type Claim = {
-  msg_id: string;
-  outcome: string;
-  context: { step_uuid: string; step_name: string; attempt: number } | null;
-};
 
 function decision(outcome: JsonObject | null): JsonObject {
   return successResult(outcome === null ? { routed: true } : { decision_point_outcome: outcome });
@@ -88,29 +83,11 @@ for (const backend of BACKENDS) {
     }
 
     async function claim(queue: string): Promise<Claim[]> {
-      const { rows } = await t.db.query<Claim>(
-        'SELECT msg_id::text, outcome, context FROM tasker.claim_step_messages($1, NULL, 20, 0, $2, 30, 5)',
-        [queue, worker],
-      );
-      return rows.filter((row) => row.outcome === 'claimed');
+      return (await claimMessages(t.db, queue, worker)).filter((row) => row.outcome === 'claimed');
     }
 
     async function complete(queue: string, c: Claim, results: JsonObject, inline = true): Promise<void> {
-      assert.ok(c.context);
-      const { rows } = await t.db.query<{ r: { completed: boolean } }>(
-        'SELECT tasker.complete_step_message($1, $2, $3, $4, $5, $6::jsonb, $7, $8, 50) AS r',
-        [
-          queue,
-          c.msg_id,
-          c.context.step_uuid,
-          worker,
-          c.context.attempt,
-          JSON.stringify(results),
-          RESULTS,
-          inline,
-        ],
-      );
-      assert.equal(rows[0]?.r.completed, true);
+      assert.equal(await completeMessage(t.db, queue, worker, c, results, inline), true);
     }
 
     /** Completes every claimable step (results from `resultOf`) until none is left. */
