@@ -1,7 +1,12 @@
 /**
- * `TaskerClient`: a typed client of the REST API (reference B §2, D §2.4) over the global `fetch`.
+ * `TaskerClient`: a typed client of the REST API (reference B §2, D §2.4) over undici's `fetch` (or an
+ * injected one).
  *
  * Each request is bounded by `timeoutMs` (an AbortSignal covering the request and the whole body).
+ * Connecting is bounded by `connectTimeoutMs` too: the global `fetch` has no connect timeout, so the
+ * client sends with undici's `fetch` through an undici `Agent` of its own (`connect.timeout`; TLS
+ * verification as Node's defaults, never off: AUDIT C-1), made once and ended by `close()`. A
+ * connect timeout is a `TaskerTimeoutError` with code `CONNECT_TIMEOUT`, retried like a timeout.
  * Retries (AUDIT C-3), with exponential backoff and full jitter, a server's `Retry-After` (capped at
  * `maxDelayMs`) replacing the computed wait:
  * - only calls that are safe to repeat: every GET, and `createTask` when the request carries an
@@ -10,8 +15,15 @@
  * - only on a network error, a timeout, or 408, 429, 502, 503, 504; never on another status;
  * - `ready()` is a probe and is never retried: its 503 is an answer.
  */
+import { Agent, fetch as undiciFetch } from 'undici';
 import { type ResolvedConfig, type RetryEvent, resolveConfig, type TaskerClientOptions } from './config.ts';
-import { TaskerApiError, TaskerNetworkError, TaskerStreamError, TaskerTimeoutError } from './errors.ts';
+import {
+  TaskerApiError,
+  TaskerClientError,
+  TaskerNetworkError,
+  TaskerStreamError,
+  TaskerTimeoutError,
+} from './errors.ts';
 import { parseEventStream, type TaskEvent, TERMINAL_TASK_STATES } from './events.ts';
 import type {
   BasicHealth,
@@ -62,14 +74,43 @@ interface Call {
 interface Answer {
   status: number;
   statusText: string;
-  headers: Headers;
+  headers: HeaderReader;
   text: string;
   attempts: number;
 }
 
 type Attempt =
-  | { kind: 'answer'; status: number; statusText: string; headers: Headers; text: string }
-  | { kind: 'network' | 'timeout'; cause: unknown };
+  | { kind: 'answer'; status: number; statusText: string; headers: HeaderReader; text: string }
+  | { kind: 'network' | 'timeout' | 'connect-timeout'; cause: unknown };
+
+/** The part of a `Headers` the client reads. */
+interface HeaderReader {
+  get(name: string): string | null;
+}
+
+/** The part of a `Response` the client reads. */
+interface SendResponse {
+  status: number;
+  statusText: string;
+  headers: HeaderReader;
+  body: AsyncIterable<Uint8Array> | null;
+  text(): Promise<string>;
+}
+
+/**
+ * What the client sends with: the injected `fetch`, or undici's through the client's `Agent`. Typed
+ * by what the client passes and reads, because undici's own `fetch` types are not the global ones.
+ */
+type Send = (
+  url: URL,
+  init: {
+    method?: string;
+    headers: Record<string, string>;
+    body?: string;
+    signal: AbortSignal;
+    redirect: 'manual';
+  },
+) => Promise<SendResponse>;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -92,7 +133,7 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
 }
 
 /** `Retry-After` as seconds (delta-seconds or an HTTP date), or null. */
-function retryAfterSeconds(headers: Headers, body: unknown): number | null {
+function retryAfterSeconds(headers: HeaderReader, body: unknown): number | null {
   const header = headers.get('retry-after')?.trim();
   if (header !== undefined && header !== '') {
     if (/^\d+$/.test(header)) return Number(header);
@@ -101,6 +142,16 @@ function retryAfterSeconds(headers: Headers, body: unknown): number | null {
   }
   const inBody = isRecord(body) && isRecord(body.error) ? body.error.retry_after_seconds : undefined;
   return typeof inBody === 'number' && Number.isFinite(inBody) && inBody >= 0 ? inBody : null;
+}
+
+/** True when undici gave up connecting (`UND_ERR_CONNECT_TIMEOUT`, fetch's `cause`, at any depth). */
+function isConnectTimeout(error: unknown): boolean {
+  let current = error;
+  for (let depth = 0; depth < 5 && isRecord(current); depth++) {
+    if (current.code === 'UND_ERR_CONNECT_TIMEOUT') return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 function describeCause(cause: unknown): string {
@@ -113,10 +164,40 @@ function describeCause(cause: unknown): string {
 
 export class TaskerClient {
   readonly #config: ResolvedConfig;
+  /** The client's own connection pool; null with an injected `fetch`. */
+  readonly #agent: Agent | null;
+  readonly #fetch: Send;
+  /** Set by the first `close()`; later ones wait for the same. */
+  #closing: Promise<void> | null = null;
 
   /** @throws ClientConfigError listing every problem of `options`. */
   constructor(options: TaskerClientOptions) {
     this.#config = resolveConfig(options);
+    const { transport } = this.#config;
+    if (transport.kind === 'fetch') {
+      this.#agent = null;
+      this.#fetch = transport.fetch;
+    } else {
+      const agent = new Agent({ connect: { timeout: transport.connectTimeoutMs } });
+      this.#agent = agent;
+      this.#fetch = (url, init) => undiciFetch(url, { ...init, dispatcher: agent });
+    }
+  }
+
+  /**
+   * Closes the client's connections (its undici `Agent`) once the requests in flight have finished,
+   * an open `watchTask` stream included (stop it first). Later calls reject with
+   * `TaskerClientError` (with an injected `fetch` too, though the client has nothing to close then).
+   * Closing again returns the first close's promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#agent === null ? Promise.resolve() : this.#agent.close();
+    return this.#closing;
+  }
+
+  /** `await using client = new TaskerClient(…)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** The base URL requests are resolved against (always ending with `/`). */
@@ -175,15 +256,17 @@ export class TaskerClient {
    * `GET /v1/tasks/{uuid}/events`: the task's and its steps' state changes as they happen. Yields a
    * `snapshot` (the current states) first, then a `transition` per change, in order; completes
    * after the task reached a terminal state (at once after the snapshot if it already had).
-   * `timeoutMs` bounds the connection (until the response starts), not the watch; leaving the
-   * loop early or aborting `signal` closes the stream. Not retried.
+   * `timeoutMs` bounds the request (until the response starts), not the watch, and
+   * `connectTimeoutMs` the connection within it; leaving the loop early or aborting `signal`
+   * closes the stream. Not retried.
    *
    * @throws TaskerApiError for an error status (404 for an unknown task); TaskerStreamError when
    *   the server ends the stream early (`event: error`) or it stops before the task finished;
-   *   TaskerNetworkError, TaskerTimeoutError when there is no (timely) answer; the signal's reason
-   *   when aborted.
+   *   TaskerNetworkError, TaskerTimeoutError (code `CONNECT_TIMEOUT` when no connection was made)
+   *   when there is no (timely) answer; the signal's reason when aborted.
    */
   async *watchTask(taskUuid: string, options: WatchOptions = {}): AsyncGenerator<TaskEvent, void, undefined> {
+    this.#throwIfClosed();
     const config = this.#config;
     const url = new URL(`v1/tasks/${segment('taskUuid', taskUuid)}/events`, config.baseUrl);
     const headers: Record<string, string> = {
@@ -204,9 +287,9 @@ export class TaskerClient {
     }, config.timeoutMs);
     const what = `GET ${url.pathname}`;
     try {
-      let response: Response;
+      let response: SendResponse;
       try {
-        response = await config.fetch(url, { headers, signal: controller.signal, redirect: 'manual' });
+        response = await this.#fetch(url, { headers, signal: controller.signal, redirect: 'manual' });
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         if (timedOut) {
@@ -218,6 +301,9 @@ export class TaskerClient {
               cause: error,
             },
           );
+        }
+        if (config.transport.kind === 'undici' && isConnectTimeout(error)) {
+          throw this.#connectTimeout(what, url, config.transport.connectTimeoutMs, 1, error);
         }
         throw new TaskerNetworkError(`${what} failed: ${describeCause(error)}`, 1, { cause: error });
       } finally {
@@ -467,6 +553,7 @@ export class TaskerClient {
 
   /** Sends the call, retrying when it may; returns the last answer or throws a transport error. */
   async #send(call: Call): Promise<Answer> {
+    this.#throwIfClosed();
     const config = this.#config;
     const url = new URL(call.path, config.baseUrl);
     for (const [name, value] of Object.entries(call.query ?? {})) {
@@ -492,7 +579,12 @@ export class TaskerClient {
           retryAfter = retryAfterSeconds(outcome.headers, parsed.ok ? parsed.value : undefined);
         }
       } else {
-        reason = outcome.kind === 'timeout' ? 'timeout' : 'network error';
+        reason =
+          outcome.kind === 'timeout'
+            ? 'timeout'
+            : outcome.kind === 'connect-timeout'
+              ? 'connect timeout'
+              : 'network error';
       }
 
       if (reason === null || attempt >= maxAttempts) {
@@ -507,6 +599,10 @@ export class TaskerClient {
             { cause: outcome.cause },
           );
         }
+        if (outcome.kind === 'connect-timeout' && config.transport.kind === 'undici') {
+          const { connectTimeoutMs } = config.transport;
+          throw this.#connectTimeout(what, url, connectTimeoutMs, attempt, outcome.cause, tries);
+        }
         throw new TaskerNetworkError(`${what} failed: ${describeCause(outcome.cause)}${tries}`, attempt, {
           cause: outcome.cause,
         });
@@ -519,6 +615,27 @@ export class TaskerClient {
     }
   }
 
+  #throwIfClosed(): void {
+    if (this.#closing !== null) throw new TaskerClientError('The TaskerClient is closed');
+  }
+
+  /** The connection to `url`'s host was not made within `connectTimeoutMs`. */
+  #connectTimeout(
+    what: string,
+    url: URL,
+    connectTimeoutMs: number,
+    attempts: number,
+    cause: unknown,
+    tries = '',
+  ): TaskerTimeoutError {
+    return new TaskerTimeoutError(
+      `${what}: could not connect to ${url.host} within connectTimeoutMs (${connectTimeoutMs} ms)${tries}`,
+      connectTimeoutMs,
+      attempts,
+      { cause, code: 'CONNECT_TIMEOUT' },
+    );
+  }
+
   /** Full jitter over an exponential ceiling; a server's `Retry-After` wins, capped at `maxDelayMs`. */
   #delay(attempt: number, retryAfter: number | null): number {
     const { baseDelayMs, maxDelayMs } = this.#config;
@@ -527,7 +644,10 @@ export class TaskerClient {
     return Math.floor(Math.random() * (ceiling + 1));
   }
 
-  /** One request under its own timeout; the body is read inside the timeout too. */
+  /**
+   * One request under its own timeout; the body is read inside the timeout too. Connecting is
+   * bounded by the agent's connect timeout as well, whichever passes first.
+   */
   async #attempt(
     url: URL,
     method: string,
@@ -541,7 +661,7 @@ export class TaskerClient {
       controller.abort(new Error(`timed out after ${this.#config.timeoutMs} ms`));
     }, this.#config.timeoutMs);
     try {
-      const response = await this.#config.fetch(url, {
+      const response = await this.#fetch(url, {
         method,
         headers,
         ...(body === undefined ? {} : { body }),
@@ -558,7 +678,8 @@ export class TaskerClient {
         text,
       };
     } catch (error) {
-      return { kind: timedOut ? 'timeout' : 'network', cause: error };
+      const connect = this.#config.transport.kind === 'undici' && isConnectTimeout(error);
+      return { kind: timedOut ? 'timeout' : connect ? 'connect-timeout' : 'network', cause: error };
     } finally {
       clearTimeout(timer);
     }

@@ -6,6 +6,10 @@
  * TLS (AUDIT C-1): there is no option to turn certificate verification off, and none is read from
  * the environment. A private CA is trusted the Node.js way (`NODE_EXTRA_CA_CERTS`) or through an
  * injected `fetch`.
+ *
+ * Transport: by default the client sends with undici's `fetch` through an undici `Agent` of its own,
+ * whose connect timeout is `connectTimeoutMs` (the global `fetch` has no such option). An injected
+ * `fetch` brings its own connection handling, so `connectTimeoutMs` is refused alongside it.
  */
 import { ClientConfigError } from './errors.ts';
 
@@ -28,21 +32,35 @@ export interface RetryEvent {
   attempt: number;
   /** How long the client waits before the next attempt. */
   delayMs: number;
-  /** `status 503`, `network error`, `timeout`. */
+  /** `status 503`, `network error`, `timeout`, `connect timeout`. */
   reason: string;
 }
 
 export interface TaskerClientOptions {
   /** The server, e.g. `http://localhost:8080`; a path prefix is kept. */
   baseUrl: string;
-  /** Bound on each request, from sending it to reading the whole body. @default 30000 */
+  /**
+   * Bound on each request (each attempt), from sending it to reading the whole body; it covers
+   * connecting too, so the connection has the lower of the two bounds. @default 30000
+   */
   timeoutMs?: number;
+  /**
+   * Bound on establishing a connection (TCP, and the TLS handshake for `https:`); when it passes,
+   * the attempt fails with `TaskerTimeoutError` (code `CONNECT_TIMEOUT`), retried like any timeout.
+   * undici checks it on a coarse clock (ticks of about half a second), so it can pass up to about a
+   * second late. Not allowed with an injected `fetch`, whose connections the client does not make.
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
   retries?: RetryOptions;
   /** A bearer token (`Authorization: Bearer …`) or an API key (header `X-API-Key` unless named). */
   auth?: ClientAuth;
   /** @default `tasker-client-ts/0.1.0` */
   userAgent?: string;
-  /** The `fetch` to use (tests, proxies, a private CA). @default globalThis.fetch */
+  /**
+   * The `fetch` to use (tests, proxies, a private CA); it then owns the connections, and
+   * `connectTimeoutMs` does not apply. @default undici's `fetch` with the client's own `Agent`
+   */
   fetch?: typeof fetch;
   /** Where warnings go (credentials over plain HTTP). @default process.emitWarning */
   onWarning?: (message: string) => void;
@@ -50,22 +68,29 @@ export interface TaskerClientOptions {
   onRetry?: (event: RetryEvent) => void;
 }
 
+/**
+ * How requests are sent: undici's `fetch` through an `Agent` the client makes (and closes), or a
+ * `fetch` given in the options.
+ */
+type Transport = { kind: 'undici'; connectTimeoutMs: number } | { kind: 'fetch'; fetch: typeof fetch };
+
 export interface ResolvedConfig {
   baseUrl: URL;
   timeoutMs: number;
+  transport: Transport;
   maxAttempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
   /** The auth header as [name, value], if any. */
   authHeader: [string, string] | null;
   userAgent: string;
-  fetch: typeof fetch;
   onWarning: (message: string) => void;
   onRetry: ((event: RetryEvent) => void) | null;
 }
 
 export const CLIENT_DEFAULTS = {
   timeoutMs: 30_000,
+  connectTimeoutMs: 10_000,
   maxAttempts: 3,
   baseDelayMs: 200,
   maxDelayMs: 5_000,
@@ -76,6 +101,7 @@ export const CLIENT_DEFAULTS = {
 const KNOWN_OPTIONS = new Set([
   'baseUrl',
   'timeoutMs',
+  'connectTimeoutMs',
   'retries',
   'auth',
   'userAgent',
@@ -149,6 +175,12 @@ export function resolveConfig(options: unknown): ResolvedConfig {
     return value;
   };
   const timeoutMs = integer('timeoutMs', options.timeoutMs, CLIENT_DEFAULTS.timeoutMs, 1);
+  const connectTimeoutMs = integer(
+    'connectTimeoutMs',
+    options.connectTimeoutMs,
+    CLIENT_DEFAULTS.connectTimeoutMs,
+    1,
+  );
 
   let maxAttempts: number = CLIENT_DEFAULTS.maxAttempts;
   let baseDelayMs: number = CLIENT_DEFAULTS.baseDelayMs;
@@ -232,12 +264,14 @@ export function resolveConfig(options: unknown): ResolvedConfig {
     }
     return value as T;
   };
-  const fetchFn = fn<typeof fetch | undefined>('fetch', options.fetch, globalThis.fetch);
-  if (fetchFn === undefined) problems.push('fetch: this runtime has no global fetch; pass one');
+  const fetchFn = fn<typeof fetch | null>('fetch', options.fetch, null);
+  if (options.fetch !== undefined && options.connectTimeoutMs !== undefined) {
+    problems.push('connectTimeoutMs cannot be used with an injected fetch; set its connect timeout there');
+  }
   const onWarning = fn<(message: string) => void>('onWarning', options.onWarning, defaultWarning);
   const onRetry = fn<((event: RetryEvent) => void) | null>('onRetry', options.onRetry, null);
 
-  if (problems.length > 0 || baseUrl === null || fetchFn === undefined) {
+  if (problems.length > 0 || baseUrl === null) {
     throw new ClientConfigError(problems);
   }
 
@@ -253,12 +287,12 @@ export function resolveConfig(options: unknown): ResolvedConfig {
   return {
     baseUrl,
     timeoutMs,
+    transport: fetchFn === null ? { kind: 'undici', connectTimeoutMs } : { kind: 'fetch', fetch: fetchFn },
     maxAttempts,
     baseDelayMs,
     maxDelayMs,
     authHeader,
     userAgent,
-    fetch: fetchFn,
     onWarning,
     onRetry,
   };

@@ -7,7 +7,8 @@
  * - `TaskerApiError`: the server answered with an error status (or with a body that is not what the
  *   route promises); carries the status, the envelope's code and message and the request id.
  * - `TaskerNetworkError`: no answer: the connection was refused, reset or dropped.
- * - `TaskerTimeoutError`: no complete answer within `timeoutMs`.
+ * - `TaskerTimeoutError`: no complete answer within `timeoutMs` (code `TIMEOUT`), or no connection
+ *   within `connectTimeoutMs` (code `CONNECT_TIMEOUT`).
  */
 
 export class TaskerClientError extends Error {
@@ -66,12 +67,27 @@ export class TaskerNetworkError extends TaskerClientError {
   }
 }
 
+/**
+ * Which bound passed: `CONNECT_TIMEOUT` when the connection (TCP, and TLS for `https:`) could not be
+ * established within `connectTimeoutMs`; `TIMEOUT` for every other deadline (`timeoutMs`, a wait's).
+ */
+export type TimeoutCode = 'TIMEOUT' | 'CONNECT_TIMEOUT';
+
+export interface TimeoutErrorOptions extends ErrorOptions {
+  /** @default 'TIMEOUT' */
+  code?: TimeoutCode;
+}
+
 export class TaskerTimeoutError extends TaskerClientError {
+  readonly code: TimeoutCode;
+  /** The bound that passed: `connectTimeoutMs` for `CONNECT_TIMEOUT`. */
   readonly timeoutMs: number;
   readonly attempts: number;
-  constructor(message: string, timeoutMs: number, attempts: number, options?: ErrorOptions) {
-    super(message, options);
+  constructor(message: string, timeoutMs: number, attempts: number, options: TimeoutErrorOptions = {}) {
+    const { code = 'TIMEOUT', ...errorOptions } = options;
+    super(message, errorOptions);
     this.name = 'TaskerTimeoutError';
+    this.code = code;
     this.timeoutMs = timeoutMs;
     this.attempts = attempts;
   }

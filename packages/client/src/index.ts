@@ -1,6 +1,7 @@
 /**
- * `@tasker/client`: the typed client of Tasker's REST API. No runtime dependencies: it uses the
- * global `fetch` (or one given in the options).
+ * `@tasker/client`: the typed client of Tasker's REST API. One runtime dependency, `undici`: its
+ * `fetch` through an `Agent` of the client's own (the global `fetch` has no connect timeout), unless
+ * a `fetch` is given in the options.
  */
 export { type CreateTaskOptions, TaskerClient, type WaitOptions, type WatchOptions } from './client.ts';
 export {
@@ -18,6 +19,8 @@ export {
   TaskerNetworkError,
   TaskerStreamError,
   TaskerTimeoutError,
+  type TimeoutCode,
+  type TimeoutErrorOptions,
 } from './errors.ts';
 export {
   parseEventStream,

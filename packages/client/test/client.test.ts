@@ -1,12 +1,14 @@
 /**
  * The REST client: (a) every method against the real API server, listening on a port, on both
  * backends; (b) retries, timeouts, errors, configuration and the plain-HTTP warning against small
- * scripted `node:http` servers. No assertion depends on elapsed time; retry waits are tiny.
+ * scripted `node:http` servers; (c) the connect timeout against a TCP server that never speaks TLS.
+ * No assertion depends on elapsed time; retry waits are tiny.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadTemplateFile, TASKER_MIGRATIONS, TemplateRegistry } from '@tasker/core';
@@ -17,6 +19,7 @@ import {
   type RetryEvent,
   TaskerApiError,
   TaskerClient,
+  TaskerClientError,
   type TaskerClientOptions,
   TaskerNetworkError,
   TaskerTimeoutError,
@@ -67,6 +70,7 @@ for (const backend of BACKENDS) {
       });
     });
     after(async () => {
+      await client?.close();
       await app?.close();
       await engine?.stop();
       await t?.dispose();
@@ -223,8 +227,10 @@ function drop(response: ServerResponse) {
 
 describe('TaskerClient retries, timeouts and errors (scripted server)', () => {
   const servers: { close(): Promise<void> }[] = [];
+  const clients: TaskerClient[] = [];
   after(async () => {
     for (const server of servers) await server.close();
+    for (const client of clients) await client.close();
   });
 
   async function setup(script: Script, options: Partial<TaskerClientOptions> = {}) {
@@ -237,6 +243,7 @@ describe('TaskerClient retries, timeouts and errors (scripted server)', () => {
       onRetry: (event) => retries.push(event),
       ...options,
     });
+    clients.push(client);
     return { client, seen: server.seen, retries };
   }
 
@@ -512,6 +519,7 @@ describe('TaskerClient retries, timeouts and errors (scripted server)', () => {
     });
     servers.push(server);
     const bearer = new TaskerClient({ baseUrl: `${server.url}/tasker`, auth: { bearerToken: 'tok-1' } });
+    clients.push(bearer);
     await bearer.listTasks({
       page: 2,
       per_page: 5,
@@ -530,6 +538,7 @@ describe('TaskerClient retries, timeouts and errors (scripted server)', () => {
       auth: { apiKey: 'k-1', header: 'X-Tasker-Key' },
       userAgent: 'my-app/2',
     });
+    clients.push(keyed);
     await keyed.getTemplate('ns_1', 'a/b', '1.0.0');
     const template = server.seen[1];
     assert.equal(template?.url, '/v1/templates/ns_1/a%2Fb/1.0.0');
@@ -538,6 +547,7 @@ describe('TaskerClient retries, timeouts and errors (scripted server)', () => {
     assert.equal(template?.headers['user-agent'], 'my-app/2');
 
     const plain = new TaskerClient({ baseUrl: server.url, auth: { apiKey: 'k-2' } });
+    clients.push(plain);
     await plain.listTemplates('ns_1');
     assert.equal(server.seen[2]?.url, '/v1/templates?namespace=ns_1');
     assert.equal(server.seen[2]?.headers['x-api-key'], 'k-2');
@@ -548,6 +558,153 @@ describe('TaskerClient retries, timeouts and errors (scripted server)', () => {
   });
 });
 
+describe('TaskerClient close and transport', () => {
+  const servers: { close(): Promise<void> }[] = [];
+  after(async () => {
+    for (const server of servers) await server.close();
+  });
+
+  it('close() ends the connections; a closed client refuses further calls', async () => {
+    const server = await scripted((_request, response) => json(response, 200, HEALTHY));
+    servers.push(server);
+    const client = new TaskerClient({ baseUrl: server.url });
+    assert.deepEqual(await client.health(), HEALTHY);
+    await client.close();
+    await client.close(); // again: nothing more to do
+    for (const call of [client.health(), client.watchTask(randomUUID()).next()]) {
+      const error = await rejection(call, TaskerClientError);
+      assert.equal(error.name, 'TaskerClientError');
+      assert.match(error.message, /closed/);
+    }
+    assert.equal(server.seen.length, 1);
+
+    // `await using` closes it too
+    {
+      await using scoped = new TaskerClient({ baseUrl: server.url });
+      await scoped.live();
+    }
+    assert.equal(server.seen.length, 2);
+  });
+
+  it('sends with an injected fetch, which then owns the connections', async () => {
+    const server = await scripted((_request, response) => json(response, 200, HEALTHY));
+    servers.push(server);
+    const sent: string[] = [];
+    const client = new TaskerClient({
+      baseUrl: server.url,
+      fetch: (input, init) => {
+        sent.push(String(input));
+        return fetch(input, init);
+      },
+    });
+    assert.deepEqual(await client.health(), HEALTHY);
+    assert.deepEqual(sent, [`${server.url}/health`]);
+    assert.equal(server.seen.length, 1);
+    await client.close(); // nothing of its own to close
+  });
+});
+
+/**
+ * A TCP server that accepts connections and never says a word: a TLS handshake with it never
+ * completes, so only the connect timeout can end a request to it.
+ */
+async function silentTcp() {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.resume(); // reads the ClientHello, answers nothing
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    url: `https://127.0.0.1:${port}`,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('TaskerClient connect timeout (a TCP server that never speaks TLS)', () => {
+  it('gives TaskerTimeoutError CONNECT_TIMEOUT after connectTimeoutMs, well before timeoutMs', async () => {
+    const peer = await silentTcp();
+    const client = new TaskerClient({
+      baseUrl: peer.url,
+      connectTimeoutMs: 200,
+      timeoutMs: 60_000,
+      retries: { maxAttempts: 1 },
+    });
+    try {
+      const accepted = once(peer.server, 'connection');
+      const error = await rejection(client.health(), TaskerTimeoutError);
+      assert.equal(error.code, 'CONNECT_TIMEOUT');
+      assert.equal(error.timeoutMs, 200);
+      assert.equal(error.attempts, 1);
+      assert.equal(
+        error.message,
+        `GET /health: could not connect to ${new URL(peer.url).host} within connectTimeoutMs (200 ms)`,
+      );
+      // undici's own error stays reachable as the cause's cause
+      const cause = error.cause as Error & { cause?: { code?: string } };
+      assert.equal(cause.cause?.code, 'UND_ERR_CONNECT_TIMEOUT');
+      // the TCP connection was made: it is the TLS handshake that never finished
+      await accepted;
+    } finally {
+      await client.close();
+      await peer.close();
+    }
+  });
+
+  it('is retried on an idempotent call like any timeout, and not on a create without a key', async () => {
+    const peer = await silentTcp();
+    const retries: RetryEvent[] = [];
+    const client = new TaskerClient({
+      baseUrl: peer.url,
+      connectTimeoutMs: 50,
+      timeoutMs: 60_000,
+      retries: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+      onRetry: (event) => retries.push(event),
+    });
+    try {
+      const twice = await rejection(client.getTask(randomUUID()), TaskerTimeoutError);
+      assert.equal(twice.code, 'CONNECT_TIMEOUT');
+      assert.equal(twice.attempts, 2);
+      assert.match(twice.message, /within connectTimeoutMs \(50 ms\) \(2 attempts\)$/);
+      assert.deepEqual(
+        retries.map((event) => event.reason),
+        ['connect timeout'],
+      );
+
+      const single = await rejection(
+        client.createTask(linearRequest({ even_number: 2 })),
+        TaskerTimeoutError,
+      );
+      assert.equal(single.code, 'CONNECT_TIMEOUT');
+      assert.equal(single.attempts, 1);
+      assert.equal(retries.length, 1);
+    } finally {
+      await client.close();
+      await peer.close();
+    }
+  });
+
+  it('a request timeout keeps its own code', async () => {
+    const server = await scripted(() => undefined);
+    const client = new TaskerClient({ baseUrl: server.url, timeoutMs: 50, retries: { maxAttempts: 1 } });
+    try {
+      const error = await rejection(client.health(), TaskerTimeoutError);
+      assert.equal(error.code, 'TIMEOUT');
+      assert.equal(error.timeoutMs, 50);
+    } finally {
+      await server.close();
+      await client.close();
+    }
+  });
+});
+
 describe('TaskerClient configuration', () => {
   it('refuses invalid options with ClientConfigError listing every problem', () => {
     assert.throws(
@@ -555,6 +712,7 @@ describe('TaskerClient configuration', () => {
         new TaskerClient({
           baseUrl: 'ftp://example.com',
           timeoutMs: 0,
+          connectTimeoutMs: 0,
           retries: { maxAttempts: 0, baseDelayMs: 100, maxDelayMs: 10 },
           auth: { bearerToken: 'a\r\nb' },
           userAgent: '',
@@ -567,6 +725,7 @@ describe('TaskerClient configuration', () => {
           'timeout is not a known option',
           'baseUrl must use http: or https:, got ftp:',
           'timeoutMs must be an integer from 1 to 2147483647, got 0',
+          'connectTimeoutMs must be an integer from 1 to 2147483647, got 0',
           'retries.maxAttempts must be an integer from 1 to 2147483647, got 0',
           'retries.maxDelayMs (10) must not be below retries.baseDelayMs (100)',
           'auth.bearerToken must be a non-empty string of printable characters',
@@ -615,6 +774,40 @@ describe('TaskerClient configuration', () => {
       'retries.maxAttempts must be an integer from 1 to 2147483647, got 1.5',
     ]);
     assert.deepEqual(problems({ baseUrl: 'https://example.com' }), []);
+  });
+
+  it('checks connectTimeoutMs: an integer of at least 1, and not with an injected fetch', () => {
+    const problems = (connectTimeoutMs: unknown, extra: Record<string, unknown> = {}) => {
+      try {
+        new TaskerClient({
+          baseUrl: 'https://example.com',
+          connectTimeoutMs,
+          ...extra,
+        } as TaskerClientOptions);
+      } catch (error) {
+        assert.ok(error instanceof ClientConfigError);
+        return error.problems;
+      }
+      return [];
+    };
+    for (const [value, shown] of [
+      [0, '0'],
+      [-5, '-5'],
+      [1.5, '1.5'],
+      ['200', '"200"'],
+      [null, 'null'],
+      [2 ** 31, '2147483648'],
+    ] as const) {
+      assert.deepEqual(problems(value), [
+        `connectTimeoutMs must be an integer from 1 to 2147483647, got ${shown}`,
+      ]);
+    }
+    assert.deepEqual(problems(1), []);
+    assert.deepEqual(problems(undefined), []);
+    assert.deepEqual(problems(500, { fetch }), [
+      'connectTimeoutMs cannot be used with an injected fetch; set its connect timeout there',
+    ]);
+    assert.deepEqual(problems(undefined, { fetch }), []);
   });
 
   it('warns when credentials would go over plain HTTP to a host that is not loopback', () => {

@@ -1,11 +1,12 @@
 /**
  * `watchTask` and `waitForCompletion`: (a) against the real API server, listening on a port, with
  * the engine and a worker running the example handlers, on both backends; (b) stream edge cases
- * against small scripted `node:http` servers; (c) the `text/event-stream` parser.
+ * against small scripted `node:http` servers, and the connect timeout against a TCP server that
+ * never speaks TLS; (c) the `text/event-stream` parser.
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadTemplates, TASKER_MIGRATIONS, TemplateRegistry } from '@tasker/core';
@@ -83,6 +84,7 @@ for (const backend of BACKENDS) {
       });
     });
     after(async () => {
+      await client?.close();
       await app?.close();
       await worker?.stop();
       await engine?.stop();
@@ -166,11 +168,13 @@ async function scripted(handler: Handler): Promise<{ client: TaskerClient; close
   });
   return {
     client,
-    close: () =>
-      new Promise((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+      await client.close();
+    },
   };
 }
 
@@ -260,6 +264,38 @@ describe('watchTask and waitForCompletion against scripted servers', () => {
       assert.match(error.message, /did not finish within 200 ms \(status steps_in_process\)/);
     } finally {
       await close();
+    }
+  });
+});
+
+describe('watchTask connect timeout (a TCP server that never speaks TLS)', () => {
+  it('gives TaskerTimeoutError CONNECT_TIMEOUT after connectTimeoutMs', async () => {
+    const sockets = new Set<Socket>();
+    const server = createTcpServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => undefined);
+      socket.resume(); // reads the ClientHello, answers nothing
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = new TaskerClient({
+      baseUrl: `https://127.0.0.1:${port}`,
+      connectTimeoutMs: 200,
+      timeoutMs: 60_000,
+    });
+    try {
+      const error = await rejection(collect(client.watchTask(TASK)), TaskerTimeoutError);
+      assert.equal(error.code, 'CONNECT_TIMEOUT');
+      assert.equal(error.timeoutMs, 200);
+      assert.equal(
+        error.message,
+        `GET /v1/tasks/${TASK}/events: could not connect to 127.0.0.1:${port} within connectTimeoutMs (200 ms)`,
+      );
+    } finally {
+      await client.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
