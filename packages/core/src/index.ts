@@ -13,7 +13,19 @@ export {
   ValidationError,
 } from './errors.ts';
 export { canonicalJson, computeIdentityHash } from './identity.ts';
-export { type CreatedTask, createTask, resolveContext, type TaskEvaluation } from './initialize.ts';
+export {
+  type CreatedStep,
+  type CreatedTask,
+  type CreateOptions,
+  createPreparedTask,
+  createStartedTasks,
+  createTask,
+  type PreparedTask,
+  prepareTask,
+  resolveContext,
+  type TaskEvaluation,
+  type TaskRecord,
+} from './initialize.ts';
 export { checkJsonLimits, JSON_LIMITS, type JsonLimits } from './json-limits.ts';
 export { coreMigrations, TASKER_MIGRATIONS } from './migrations.ts';
 export { type RegisteredTemplate, TemplateRegistry } from './registry.ts';

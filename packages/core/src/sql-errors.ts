@@ -1,5 +1,8 @@
 import { ConflictError, TaskerError, ValidationError } from './errors.ts';
 
+/** The message of a duplicate task identity (it names nothing internal: AUDIT S-2). */
+export const IDENTITY_CONFLICT = 'A task with this identity already exists';
+
 /** SQLSTATEs raised by the core SQL functions (0003) and PostgreSQL codes we translate. */
 export const SQLSTATE = {
   transitionNotAllowed: 'TK001',
@@ -28,7 +31,7 @@ export function translateCoreSqlError(error: unknown): unknown {
         field(error, 'constraint') === 'tasks_identity_hash_idx' ||
         /tasks_identity_hash_idx/.test(String(field(error, 'message')))
       ) {
-        return new ConflictError('A task with this identity already exists', { cause: error });
+        return new ConflictError(IDENTITY_CONFLICT, { cause: error });
       }
       return error;
     case SQLSTATE.transitionNotAllowed:

@@ -1,0 +1,250 @@
+-- Task creation at API speed (issue 6, the `api` benchmark), with the same rows as before:
+--
+--   create_and_start_task: creates a task with its initial steps and starts it in one statement.
+--     In the common case (between 1 and p_batch_size root steps) every row is written once, in its
+--     final state: the task in steps_in_process, its root steps enqueued, the four task and the step
+--     transitions evaluate_task would have recorded, and one message per root step. The general
+--     path, create_task then evaluate_task, wrote the task row four times and each root step twice;
+--     both tables index current_state, so every one of those updates rewrote every index entry of
+--     the row. Any other case (no steps, more root steps than one batch) still takes the general
+--     path. A test compares the two paths row by row for every example template.
+--
+--   create_and_start_tasks: several creations in one transaction (the API batches creations that
+--     arrive together: one round trip and one commit for all, and the commit is where the time
+--     goes when every creation notifies; see create-batcher.ts). A set-based version writing all
+--     tasks' rows in one statement was measured no faster per task, and slower for one task (its
+--     plan is expensive to make and poor when generic), so it loops.
+--
+--   Transition notifications (0009) per statement instead of per row: a statement that inserts
+--   many transitions (creation, batch expansion) probes tasker.task_event_watches once, and when no
+--   task is watched (the usual case) nothing else runs. Payloads, channel and order per task and per
+--   step (sort_key) are unchanged.
+
+-- --- transition notifications, per statement ----------------------------------------------------
+
+DROP TRIGGER task_transitions_notify ON tasker.task_transitions;
+DROP TRIGGER workflow_step_transitions_notify ON tasker.workflow_step_transitions;
+DROP FUNCTION tasker.notify_task_transition();
+DROP FUNCTION tasker.notify_step_transition();
+
+CREATE FUNCTION tasker.notify_task_transitions() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_row record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM tasker.task_event_watches) THEN
+    RETURN NULL;
+  END IF;
+  FOR v_row IN
+    SELECT n.task_uuid, n.from_state, n.to_state, n.event, n.sort_key, n.created_at
+    FROM new_rows n
+    WHERE tasker.task_watched(n.task_uuid)
+    ORDER BY n.task_uuid, n.sort_key
+  LOOP
+    PERFORM pg_notify('tasker_task_events', json_build_object(
+      'task_uuid', v_row.task_uuid,
+      'step_uuid', NULL,
+      'from_state', v_row.from_state,
+      'to_state', v_row.to_state,
+      'event', v_row.event,
+      'sort_key', v_row.sort_key,
+      'at', tasker.utc_text(v_row.created_at))::text);
+  END LOOP;
+  RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION tasker.notify_step_transitions() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_row record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM tasker.task_event_watches) THEN
+    RETURN NULL;
+  END IF;
+  FOR v_row IN
+    SELECT ws.task_uuid, n.workflow_step_uuid, ns.name::text AS step_name, n.from_state, n.to_state, n.event,
+           n.sort_key, n.created_at
+    FROM new_rows n
+    JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = n.workflow_step_uuid
+    JOIN tasker.named_steps ns ON ns.named_step_uuid = ws.named_step_uuid
+    WHERE tasker.task_watched(ws.task_uuid)
+    ORDER BY n.workflow_step_uuid, n.sort_key
+  LOOP
+    PERFORM pg_notify('tasker_task_events', json_build_object(
+      'task_uuid', v_row.task_uuid,
+      'step_uuid', v_row.workflow_step_uuid,
+      'step_name', v_row.step_name,
+      'from_state', v_row.from_state,
+      'to_state', v_row.to_state,
+      'event', v_row.event,
+      'sort_key', v_row.sort_key,
+      'at', tasker.utc_text(v_row.created_at))::text);
+  END LOOP;
+  RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER task_transitions_notify
+  AFTER INSERT ON tasker.task_transitions
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION tasker.notify_task_transitions();
+
+CREATE TRIGGER workflow_step_transitions_notify
+  AFTER INSERT ON tasker.workflow_step_transitions
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION tasker.notify_step_transitions();
+
+-- --- creation -----------------------------------------------------------------------------------
+
+-- Creates a task from p_task and p_steps (as create_task, 0003) and starts it (as evaluate_task,
+-- 0006, with p_batch_size); returns what evaluate_task returns, and on the fast path also
+-- `created`: {created_at, updated_at (RFC 3339 UTC), steps: [{name, workflow_step_uuid,
+-- named_step_uuid, current_state}] in the order of p_steps}, what the API's creation answer needs
+-- besides what the caller already knows (no second read). Errors as create_task: a duplicate
+-- identity is the unique violation of tasks_identity_hash_idx, a dependency on a step that is not
+-- part of the task TK003, an unknown named task the foreign-key violation.
+CREATE FUNCTION tasker.create_and_start_task(
+  p_named_task_uuid uuid, p_task jsonb, p_steps jsonb, p_processor_uuid uuid, p_batch_size integer
+) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_task uuid;
+  v_queue text;
+  v_roots integer;
+  v_expected_edges integer;
+  v_edges integer;
+  v_enqueued uuid[];
+  v_updated_at text;
+  v_steps jsonb;
+  v_msg_ids bigint[];
+BEGIN
+  IF p_batch_size IS NULL OR p_batch_size < 1 THEN
+    RAISE EXCEPTION 'batch size must be at least 1' USING ERRCODE = 'TK003';
+  END IF;
+  SELECT count(*) FILTER (WHERE jsonb_array_length(coalesce(s -> 'dependencies', '[]')) = 0)::integer,
+         coalesce(sum(jsonb_array_length(coalesce(s -> 'dependencies', '[]'))), 0)::integer
+  INTO v_roots, v_expected_edges
+  FROM jsonb_array_elements(p_steps) s;
+  SELECT 'worker_' || tn.name || '_queue' INTO v_queue
+  FROM tasker.named_tasks nt
+  JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+  WHERE nt.named_task_uuid = p_named_task_uuid;
+  IF v_roots = 0 OR v_roots > p_batch_size OR v_queue IS NULL THEN
+    -- the general path: no steps (the task completes at once), more ready steps than one batch, or
+    -- an unknown named task (create_task raises its foreign-key violation)
+    RETURN tasker.evaluate_task(tasker.create_task(p_named_task_uuid, p_task, p_steps, p_processor_uuid),
+                                p_processor_uuid, p_batch_size);
+  END IF;
+
+  -- named steps are registered with their template; a step name seen for the first time is added
+  INSERT INTO tasker.named_steps (name)
+  SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
+  WHERE NOT EXISTS (SELECT 1 FROM tasker.named_steps ns WHERE ns.name = s ->> 'name')
+  ON CONFLICT (name) DO NOTHING;
+
+  v_task := tasker.uuid_generate_v7();
+  WITH spec AS MATERIALIZED (
+    SELECT s.ord, s.name, ns.named_step_uuid, tasker.uuid_generate_v7() AS step_uuid,
+           coalesce(s.retryable, true) AS retryable, coalesce(s.max_attempts, 3) AS max_attempts, s.inputs,
+           coalesce(s.dependencies, '[]') AS dependencies,
+           jsonb_array_length(coalesce(s.dependencies, '[]')) = 0 AS root
+    FROM ROWS FROM (jsonb_to_recordset(p_steps)
+                      AS (name text, retryable boolean, max_attempts integer, inputs jsonb, dependencies jsonb))
+         WITH ORDINALITY s(name, retryable, max_attempts, inputs, dependencies, ord)
+    JOIN tasker.named_steps ns ON ns.name = s.name
+  ), task AS (
+    INSERT INTO tasker.tasks (task_uuid, named_task_uuid, current_state, state_entered_at, identity_hash, context,
+                              tags, initiator, source_system, reason, priority, correlation_id,
+                              parent_correlation_id, requested_at, updated_at)
+    VALUES (v_task, p_named_task_uuid, 'steps_in_process', clock_timestamp(), p_task ->> 'identity_hash',
+            coalesce(p_task -> 'context', '{}'), coalesce(p_task -> 'tags', '[]'), p_task ->> 'initiator',
+            p_task ->> 'source_system', p_task ->> 'reason', coalesce((p_task ->> 'priority')::integer, 0),
+            (p_task ->> 'correlation_id')::uuid, (p_task ->> 'parent_correlation_id')::uuid,
+            coalesce((p_task ->> 'requested_at')::timestamptz, now()), clock_timestamp())
+    RETURNING updated_at
+  ), steps AS (
+    INSERT INTO tasker.workflow_steps (workflow_step_uuid, task_uuid, named_step_uuid, current_state, state_entered_at,
+                                       retryable, max_attempts, inputs, updated_at)
+    SELECT sp.step_uuid, v_task, sp.named_step_uuid, CASE WHEN sp.root THEN 'enqueued' ELSE 'pending' END,
+           CASE WHEN sp.root THEN clock_timestamp() ELSE now() END, sp.retryable, sp.max_attempts, sp.inputs,
+           CASE WHEN sp.root THEN clock_timestamp() ELSE now() END
+    FROM spec sp ORDER BY sp.ord
+  ), edges AS (
+    INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid, name)
+    SELECT parent.step_uuid, child.step_uuid, 'provides'
+    FROM spec child
+    CROSS JOIN jsonb_array_elements_text(child.dependencies) d(parent_name)
+    JOIN spec parent ON parent.name = d.parent_name
+    RETURNING 1
+  ), task_transitions AS (
+    INSERT INTO tasker.task_transitions
+      (task_uuid, from_state, to_state, event, lifecycle_event, metadata, processor_uuid, sort_key, most_recent, created_at)
+    SELECT v_task, t.from_state, t.to_state, t.event, tasker.task_lifecycle_event(t.from_state, t.to_state), t.metadata,
+           p_processor_uuid, t.sort_key, t.sort_key = 4, CASE WHEN t.sort_key = 1 THEN now() ELSE clock_timestamp() END
+    FROM (VALUES (NULL, 'pending', 'initialize', '{}'::jsonb, 1),
+                 ('pending', 'initializing', 'start', '{}', 2),
+                 ('initializing', 'enqueuing_steps', 'ready_steps_found', '{}', 3),
+                 ('enqueuing_steps', 'steps_in_process', 'steps_enqueued', jsonb_build_object('enqueued_steps', v_roots), 4))
+         t(from_state, to_state, event, metadata, sort_key)
+  ), step_transitions AS (
+    INSERT INTO tasker.workflow_step_transitions
+      (workflow_step_uuid, from_state, to_state, event, lifecycle_event, metadata, processor_uuid, sort_key, most_recent, created_at)
+    SELECT sp.step_uuid, NULL, 'pending', 'initialize', NULL, '{}'::jsonb, p_processor_uuid, 1, NOT sp.root, now()
+    FROM spec sp
+    UNION ALL
+    SELECT sp.step_uuid, 'pending', 'enqueued', 'enqueue', tasker.step_lifecycle_event('pending', 'enqueued'), '{}',
+           p_processor_uuid, 2, true, clock_timestamp()
+    FROM spec sp WHERE sp.root
+  )
+  SELECT (SELECT count(*)::integer FROM edges),
+         ARRAY(SELECT sp.step_uuid FROM spec sp WHERE sp.root ORDER BY sp.step_uuid),
+         (SELECT tasker.utc_text(t.updated_at) FROM task t),
+         (SELECT jsonb_agg(jsonb_build_object('name', sp.name, 'workflow_step_uuid', sp.step_uuid,
+                                              'named_step_uuid', sp.named_step_uuid,
+                                              'current_state', CASE WHEN sp.root THEN 'enqueued' ELSE 'pending' END)
+                           ORDER BY sp.ord)
+          FROM spec sp)
+  INTO v_edges, v_enqueued, v_updated_at, v_steps;
+  IF v_edges <> v_expected_edges THEN
+    RAISE EXCEPTION 'a step depends on a step that is not part of the task' USING ERRCODE = 'TK003';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM pgmq.meta m WHERE m.queue_name = v_queue) THEN
+    PERFORM pgmq.create(v_queue);
+  END IF;
+  v_msg_ids := ARRAY(SELECT pgmq.send_batch_with_notify(v_queue, ARRAY(
+    SELECT json_build_object('task_uuid', v_task, 'step_uuid', e.step_uuid, 'correlation_id', (p_task ->> 'correlation_id')::uuid)
+    FROM unnest(v_enqueued) WITH ORDINALITY e(step_uuid, ord) ORDER BY e.ord)));
+  RETURN jsonb_build_object('task_uuid', v_task, 'found', true, 'from_state', 'pending', 'state', 'steps_in_process',
+                            'execution_status', 'has_ready_steps', 'enqueued', cardinality(v_msg_ids),
+                            'msg_ids', to_jsonb(v_msg_ids), 'next_retry_at', NULL,
+                            'created', jsonb_build_object('created_at', tasker.utc_text(now()),
+                                                          'updated_at', v_updated_at, 'steps', v_steps));
+END;
+$$;
+
+-- Creates and starts several tasks in one transaction, as create_and_start_task each.
+-- p_items: [{named_task_uuid, task, steps}] as its arguments. Returns one entry per item, in order:
+-- what create_and_start_task returns, or {"conflict": true} when a task with the item's
+-- identity_hash exists already (an earlier item's included); nothing is written for it. A
+-- concurrent creation of the same identity still raises the unique violation, and any error fails
+-- the whole call; the caller then creates its items one by one to give each its own outcome.
+CREATE FUNCTION tasker.create_and_start_tasks(p_items jsonb, p_processor_uuid uuid, p_batch_size integer)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_item jsonb;
+  v_results jsonb[] := '{}';
+BEGIN
+  FOR v_item IN SELECT e.item FROM jsonb_array_elements(p_items) WITH ORDINALITY e(item, ord) ORDER BY e.ord LOOP
+    IF EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.identity_hash = v_item -> 'task' ->> 'identity_hash') THEN
+      v_results := v_results || jsonb_build_object('conflict', true);
+    ELSE
+      v_results := v_results || tasker.create_and_start_task((v_item ->> 'named_task_uuid')::uuid, v_item -> 'task',
+                                                             v_item -> 'steps', p_processor_uuid, p_batch_size);
+    END IF;
+  END LOOP;
+  RETURN to_jsonb(v_results);
+END;
+$$;
