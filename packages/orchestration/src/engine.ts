@@ -12,9 +12,11 @@
 import { randomUUID } from 'node:crypto';
 import {
   type CreatedTask,
-  createTask,
+  createPreparedTask,
+  createStartedTasks,
   type Logger,
   type LoopHealth,
+  prepareTask,
   type RegisteredTemplate,
   SILENT_LOGGER,
   Supervisor,
@@ -28,6 +30,7 @@ import {
 import type { Database, Queryable } from '@tasker/db';
 import { type ListenerItem, Pgmq, PgmqListener, type Subscription } from '@tasker/pgmq';
 import { listenChannel } from './channel.ts';
+import { CreateBatcher } from './create-batcher.ts';
 import { type EngineSettings, engineSettings, hasPolling, hasPush } from './options.ts';
 
 export interface EngineOptions extends Partial<EngineSettings> {
@@ -41,6 +44,8 @@ export interface EngineOptions extends Partial<EngineSettings> {
 
 export interface EngineMetrics {
   tasksCreated: number;
+  /** Of those, created in a transaction with others (create-batcher.ts). */
+  tasksCreatedBatched: number;
   requestsRejected: number;
   resultsApplied: number;
   resultsDuplicate: number;
@@ -90,13 +95,14 @@ export class OrchestrationEngine {
   readonly #registry: TemplateRegistry;
   readonly #logger: Logger;
   readonly #pgmq: Pgmq;
+  readonly #batcher: CreateBatcher;
   #listener: PgmqListener | null = null;
   #supervisor: Supervisor | null = null;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | null = null;
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   readonly #inFlight = new Set<Promise<unknown>>();
-  readonly #metrics: Omit<EngineMetrics, 'retryTimersPending'> = {
+  readonly #metrics: Omit<EngineMetrics, 'retryTimersPending' | 'tasksCreatedBatched'> = {
     tasksCreated: 0,
     requestsRejected: 0,
     resultsApplied: 0,
@@ -117,6 +123,16 @@ export class OrchestrationEngine {
     this.#logger = logger ?? SILENT_LOGGER;
     this.#pgmq = new Pgmq(db);
     this.processorUuid = processorUuid ?? randomUUID();
+    this.#batcher = new CreateBatcher({
+      one: (prepared) => createPreparedTask(this.#db, prepared, this.#createOptions()),
+      many: (prepared) =>
+        createStartedTasks(this.#db, prepared, {
+          processorUuid: this.processorUuid,
+          batchSize: this.settings.stepEnqueueBatchSize,
+        }),
+      maxBatch: this.settings.createBatchSize,
+      maxInFlight: this.settings.createBatchesInFlight,
+    });
   }
 
   /** Creates the orchestration queues and starts the loops the two deployment modes ask for. */
@@ -177,8 +193,9 @@ export class OrchestrationEngine {
    */
   async createTask(body: unknown): Promise<CreatedTask> {
     const request = validateTaskRequest(body);
-    const created = await this.#create(this.#db, request, await this.#lookup(request));
-    this.#scheduleRetry(created.evaluation);
+    const prepared = prepareTask(request, await this.#lookup(request));
+    const created = await this.#batcher.create(prepared);
+    this.#created(created);
     return created;
   }
 
@@ -187,11 +204,19 @@ export class OrchestrationEngine {
   }
 
   async #create(q: Queryable, request: TaskRequest, registered: RegisteredTemplate): Promise<CreatedTask> {
-    const created = await createTask(q, request, registered, {
-      processorUuid: this.processorUuid,
-      start: { batchSize: this.settings.stepEnqueueBatchSize },
-    });
+    const created = await createPreparedTask(q, prepareTask(request, registered), this.#createOptions());
+    this.#created(created);
+    return created;
+  }
+
+  #createOptions(): { processorUuid: string; start: { batchSize: number } } {
+    return { processorUuid: this.processorUuid, start: { batchSize: this.settings.stepEnqueueBatchSize } };
+  }
+
+  /** Bookkeeping of a created task: the metric, a debug line, and a retry timer if it needs one. */
+  #created(created: CreatedTask): void {
     this.#metrics.tasksCreated++;
+    this.#scheduleRetry(created.evaluation);
     this.#logger.debug(
       {
         correlation_id: created.correlationId,
@@ -200,7 +225,6 @@ export class OrchestrationEngine {
       },
       'task created',
     );
-    return created;
   }
 
   // --- push and poll ---------------------------------------------------------------------------
@@ -373,8 +397,7 @@ export class OrchestrationEngine {
       const pgmq = this.#pgmq.using(tx);
       await tx.query('SAVEPOINT create_task');
       try {
-        const created = await this.#create(tx, request, registered);
-        this.#scheduleRetry(created.evaluation);
+        await this.#create(tx, request, registered);
         await pgmq.delete(queue, msgId);
       } catch (error) {
         await tx.query('ROLLBACK TO SAVEPOINT create_task');
@@ -520,7 +543,11 @@ export class OrchestrationEngine {
   }
 
   metrics(): EngineMetrics {
-    return { ...this.#metrics, retryTimersPending: this.#timers.size };
+    return {
+      ...this.#metrics,
+      tasksCreatedBatched: this.#batcher.batched,
+      retryTimersPending: this.#timers.size,
+    };
   }
 
   health(): EngineHealth {

@@ -22,6 +22,13 @@ export interface EngineSettings {
   readinessBatchSize: number;
   /** Steps enqueued per task per pass (B: common.execution.step_enqueue_batch_size 50). */
   stepEnqueueBatchSize: number;
+  /**
+   * Task creations that arrive together are written in one transaction, at most this many (1: each
+   * alone). See create-batcher.ts.
+   */
+  createBatchSize: number;
+  /** Creation transactions under way at once. */
+  createBatchesInFlight: number;
   /** Visibility timeout of a task request being processed. */
   requestVisibilityTimeoutSeconds: number;
   /** A result message whose apply failed is visible again after this delay. */
@@ -42,6 +49,8 @@ export const ENGINE_DEFAULTS: EngineSettings = {
   readinessPollIntervalMs: 5000,
   readinessBatchSize: 5,
   stepEnqueueBatchSize: 50,
+  createBatchSize: 32,
+  createBatchesInFlight: 2,
   requestVisibilityTimeoutSeconds: 30,
   resultRetryDelaySeconds: 5,
   maxRetryTimers: 10_000,
@@ -60,6 +69,8 @@ const NUMBER_BOUNDS: Record<
   readinessPollIntervalMs: [10, 3_600_000],
   readinessBatchSize: [1, 1000],
   stepEnqueueBatchSize: [1, 10_000],
+  createBatchSize: [1, 1000],
+  createBatchesInFlight: [1, 64],
   requestVisibilityTimeoutSeconds: [1, 86_400],
   resultRetryDelaySeconds: [0, 86_400],
   maxRetryTimers: [0, 10_000_000],

@@ -24,17 +24,20 @@ const TASK_JOINS = `
 
 /**
  * Steps in creation order; steps created together (one statement, one timestamp) in the order of
- * the template, and steps the template does not name (batch workers) after them by name.
+ * the template, and steps the template does not name (batch workers) after them by name. The
+ * template positions of task $1 are read once per query, not once per step.
  */
 const STEP_ORDER_JOINS = `
-  JOIN tasker.tasks st ON st.task_uuid = ws.task_uuid
-  JOIN tasker.named_tasks snt ON snt.named_task_uuid = st.named_task_uuid
-  LEFT JOIN LATERAL (
-    SELECT e.ord FROM jsonb_array_elements(
+  LEFT JOIN (
+    SELECT e.step ->> 'name' AS name, min(e.ord) AS ord
+    FROM tasker.tasks st
+    JOIN tasker.named_tasks snt ON snt.named_task_uuid = st.named_task_uuid
+    CROSS JOIN LATERAL jsonb_array_elements(
       CASE WHEN jsonb_typeof(snt.configuration -> 'steps') = 'array' THEN snt.configuration -> 'steps' ELSE '[]' END
     ) WITH ORDINALITY e(step, ord)
-    WHERE e.step ->> 'name' = r.name LIMIT 1
-  ) so ON true`;
+    WHERE st.task_uuid = $1
+    GROUP BY 1
+  ) so ON so.name = r.name`;
 const STEP_ORDER = 'ORDER BY ws.created_at, so.ord NULLS LAST, r.name';
 
 type TaskRow = Record<string, unknown> & { task_uuid: string; tags: unknown };
@@ -54,25 +57,23 @@ const READINESS_COLUMNS = `
   ${ts('r.next_retry_at')} AS next_retry_at, r.total_parents, r.completed_parents, r.attempts, r.max_attempts,
   r.backoff_request_seconds, ${ts('r.last_attempted_at')} AS last_attempted_at`;
 
-/** The TaskResponse of one task with its steps' readiness, or undefined. */
+/** The TaskResponse of one task with its steps' readiness (one statement), or undefined. */
 export async function getTask(db: Queryable, taskUuid: string): Promise<Record<string, unknown> | undefined> {
-  const { rows } = await db.query<TaskRow>(
-    `SELECT ${TASK_COLUMNS}
+  const { rows } = await db.query<TaskRow & { steps: unknown[] }>(
+    `SELECT ${TASK_COLUMNS},
+       (SELECT coalesce(jsonb_agg(to_jsonb(s) - 'sort_created' - 'sort_ord'
+                                  ORDER BY s.sort_created, s.sort_ord NULLS LAST, s.name), '[]')
+        FROM (SELECT ${READINESS_COLUMNS}, ws.created_at AS sort_created, so.ord AS sort_ord
+              FROM tasker.get_step_readiness_status($1) r
+              JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.workflow_step_uuid ${STEP_ORDER_JOINS}) s
+       ) AS steps
      FROM tasker.tasks t ${TASK_JOINS}
      JOIN tasker.get_task_execution_context($1) c ON c.task_uuid = t.task_uuid
      WHERE t.task_uuid = $1`,
     [taskUuid],
   );
   const row = rows[0];
-  if (row === undefined) return undefined;
-  const steps = await db.query(
-    `SELECT ${READINESS_COLUMNS}
-     FROM tasker.get_step_readiness_status($1) r
-     JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = r.workflow_step_uuid ${STEP_ORDER_JOINS}
-     ${STEP_ORDER}`,
-    [taskUuid],
-  );
-  return taskOf(row, steps.rows);
+  return row === undefined ? undefined : taskOf(row, row.steps);
 }
 
 export interface TaskFilter {

@@ -56,6 +56,8 @@ function engineSettingsOf(config: TaskerConfig['orchestration']): Partial<Engine
     readinessPollIntervalMs: config.readiness_poll_interval_ms,
     readinessBatchSize: config.readiness_batch_size,
     stepEnqueueBatchSize: config.step_enqueue_batch_size,
+    createBatchSize: config.create_batch_size,
+    createBatchesInFlight: config.create_batches_in_flight,
     requestVisibilityTimeoutSeconds: config.request_visibility_timeout_seconds,
     resultRetryDelaySeconds: config.result_retry_delay_seconds,
     maxRetryTimers: config.max_retry_timers,

@@ -217,6 +217,9 @@ const CONFIG_SCHEMA = section({
     readiness_poll_interval_ms: integer(5000, 10, 3_600_000),
     readiness_batch_size: integer(5, 1, 1000),
     step_enqueue_batch_size: integer(50, 1, 10_000),
+    /** Task creations arriving together are written in one transaction, at most this many. */
+    create_batch_size: integer(32, 1, 1000),
+    create_batches_in_flight: integer(2, 1, 64),
     request_visibility_timeout_seconds: integer(30, 1, 86_400),
     result_retry_delay_seconds: integer(5, 0, 86_400),
     max_retry_timers: integer(10_000, 0, 10_000_000),

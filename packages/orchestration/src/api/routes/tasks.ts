@@ -5,6 +5,7 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { CircuitBreaker } from '../circuit-breaker.ts';
 import type { ApiContext } from '../context.ts';
+import { startedTaskResponse } from '../created-task.ts';
 import { ApiError } from '../errors.ts';
 import {
   getTask,
@@ -164,7 +165,7 @@ export function taskRoutes(app: FastifyInstance, { db, engine }: ApiContext, int
     },
     async (request, reply) => {
       const created = await intake.breaker.execute(() => engine.createTask(request.body));
-      const task = await getTask(db, created.taskUuid);
+      const task = startedTaskResponse(created) ?? (await getTask(db, created.taskUuid));
       if (task === undefined) throw new Error(`task ${created.taskUuid} vanished after creation`);
       return reply.code(201).header('location', `/v1/tasks/${created.taskUuid}`).send(task);
     },
