@@ -76,7 +76,8 @@ export const apiSuite: Suite = async ({ options, log }) => {
       fileURLToPath(new URL('../../examples/templates/', import.meta.url)),
     ]);
     for (const { template } of loaded.templates) await registry.register(template);
-    child = await startChild('api', bench.url, { port: 0 });
+    // the pool of the default configuration (config/tasker.toml: max_connections = 10)
+    child = await startChild('api', bench.url, { port: 0, poolMax: 10 });
     const port = child.lines
       .map((line) => /^port (\d+)$/.exec(line)?.[1])
       .find((value) => value !== undefined);

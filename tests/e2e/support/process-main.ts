@@ -9,8 +9,8 @@ import { registerExampleHandlers } from '../../../examples/handlers/index.ts';
 const [role, optionsJson = '{}'] = process.argv.slice(2);
 const url = process.env.DATABASE_URL;
 if (url === undefined) throw new Error('DATABASE_URL is required');
-const options = JSON.parse(optionsJson) as Record<string, unknown>;
-const db = createPostgresDatabase({ url, pool: { max: 4 } });
+const { poolMax = 4, ...options } = JSON.parse(optionsJson) as Record<string, unknown>;
+const db = createPostgresDatabase({ url, pool: { max: Number(poolMax) } });
 const logger = jsonLogger(`${role}-${process.pid}`, 'warn');
 
 let service: { stop(): Promise<void> };
