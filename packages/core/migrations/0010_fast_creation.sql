@@ -101,11 +101,13 @@ CREATE TRIGGER workflow_step_transitions_notify
 -- 0006, with p_batch_size); returns what evaluate_task returns, and on the fast path also
 -- `created`: {created_at, updated_at (RFC 3339 UTC), steps: [{name, workflow_step_uuid,
 -- named_step_uuid, current_state}] in the order of p_steps}, what the API's creation answer needs
--- besides what the caller already knows (no second read). Errors as create_task: a duplicate
--- identity is the unique violation of tasks_identity_hash_idx, a dependency on a step that is not
--- part of the task TK003, an unknown named task the foreign-key violation.
+-- besides what the caller already knows (no second read), and `queue`. With p_notify false the
+-- messages are not announced: the caller announces them (with others). Errors as create_task: a
+-- duplicate identity is the unique violation of tasks_identity_hash_idx, a dependency on a step
+-- that is not part of the task TK003, an unknown named task the foreign-key violation.
 CREATE FUNCTION tasker.create_and_start_task(
-  p_named_task_uuid uuid, p_task jsonb, p_steps jsonb, p_processor_uuid uuid, p_batch_size integer
+  p_named_task_uuid uuid, p_task jsonb, p_steps jsonb, p_processor_uuid uuid, p_batch_size integer,
+  p_notify boolean DEFAULT true
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -134,7 +136,7 @@ BEGIN
     -- the general path: no steps (the task completes at once), more ready steps than one batch, or
     -- an unknown named task (create_task raises its foreign-key violation)
     RETURN tasker.evaluate_task(tasker.create_task(p_named_task_uuid, p_task, p_steps, p_processor_uuid),
-                                p_processor_uuid, p_batch_size);
+                                p_processor_uuid, p_batch_size, p_notify) || jsonb_build_object('queue', v_queue);
   END IF;
 
   -- named steps are registered with their template; a step name seen for the first time is added
@@ -213,12 +215,15 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pgmq.meta m WHERE m.queue_name = v_queue) THEN
     PERFORM pgmq.create(v_queue);
   END IF;
-  v_msg_ids := ARRAY(SELECT pgmq.send_batch_with_notify(v_queue, ARRAY(
+  v_msg_ids := ARRAY(SELECT pgmq.send_batch(v_queue, ARRAY(
     SELECT json_build_object('task_uuid', v_task, 'step_uuid', e.step_uuid, 'correlation_id', (p_task ->> 'correlation_id')::uuid)
     FROM unnest(v_enqueued) WITH ORDINALITY e(step_uuid, ord) ORDER BY e.ord)));
+  IF p_notify THEN
+    PERFORM pgmq.notify_batch(v_queue, v_msg_ids);
+  END IF;
   RETURN jsonb_build_object('task_uuid', v_task, 'found', true, 'from_state', 'pending', 'state', 'steps_in_process',
                             'execution_status', 'has_ready_steps', 'enqueued', cardinality(v_msg_ids),
-                            'msg_ids', to_jsonb(v_msg_ids), 'next_retry_at', NULL,
+                            'msg_ids', to_jsonb(v_msg_ids), 'queue', v_queue, 'next_retry_at', NULL,
                             'created', jsonb_build_object('created_at', tasker.utc_text(now()),
                                                           'updated_at', v_updated_at, 'steps', v_steps));
 END;
@@ -227,23 +232,33 @@ $$;
 -- Creates and starts several tasks in one transaction, as create_and_start_task each.
 -- p_items: [{named_task_uuid, task, steps}] as its arguments. Returns one entry per item, in order:
 -- what create_and_start_task returns, or {"conflict": true} when a task with the item's
--- identity_hash exists already (an earlier item's included); nothing is written for it. A
--- concurrent creation of the same identity still raises the unique violation, and any error fails
--- the whole call; the caller then creates its items one by one to give each its own outcome.
+-- identity_hash exists already (an earlier item's included); nothing is written for it. The step
+-- messages of the fast path are announced once per queue for the whole call. A concurrent creation
+-- of the same identity still raises the unique violation, and any error fails the whole call; the
+-- caller then creates its items one by one to give each its own outcome.
 CREATE FUNCTION tasker.create_and_start_tasks(p_items jsonb, p_processor_uuid uuid, p_batch_size integer)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_item jsonb;
+  v_result jsonb;
   v_results jsonb[] := '{}';
+  v_queue text;
 BEGIN
   FOR v_item IN SELECT e.item FROM jsonb_array_elements(p_items) WITH ORDINALITY e(item, ord) ORDER BY e.ord LOOP
     IF EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.identity_hash = v_item -> 'task' ->> 'identity_hash') THEN
-      v_results := v_results || jsonb_build_object('conflict', true);
+      v_result := jsonb_build_object('conflict', true);
     ELSE
-      v_results := v_results || tasker.create_and_start_task((v_item ->> 'named_task_uuid')::uuid, v_item -> 'task',
-                                                             v_item -> 'steps', p_processor_uuid, p_batch_size);
+      v_result := tasker.create_and_start_task((v_item ->> 'named_task_uuid')::uuid, v_item -> 'task',
+                                               v_item -> 'steps', p_processor_uuid, p_batch_size, false);
     END IF;
+    v_results := v_results || v_result;
+  END LOOP;
+  FOR v_queue IN SELECT DISTINCT r ->> 'queue' FROM unnest(v_results) r WHERE r ? 'queue' LOOP
+    PERFORM pgmq.notify_batch(v_queue, ARRAY(
+      SELECT (i.id)::bigint FROM unnest(v_results) WITH ORDINALITY r(value, ord)
+      CROSS JOIN LATERAL jsonb_array_elements_text(r.value -> 'msg_ids') WITH ORDINALITY i(id, n)
+      WHERE r.value ->> 'queue' = v_queue ORDER BY r.ord, i.n));
   END LOOP;
   RETURN to_jsonb(v_results);
 END;

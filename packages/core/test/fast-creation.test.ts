@@ -130,7 +130,16 @@ async function createFast(
  * only the fast path adds (`created`, checked against the API's read in api-create-answer.test.ts).
  */
 function comparable(evaluation: TaskEvaluation & { msg_ids?: unknown }): unknown {
-  const { task_uuid: _uuid, msg_ids: ids, created: _created, ...rest } = evaluation;
+  const {
+    task_uuid: _uuid,
+    msg_ids: ids,
+    created: _created,
+    queue: _queue,
+    ...rest
+  } = evaluation as TaskEvaluation & {
+    msg_ids?: unknown;
+    queue?: unknown;
+  };
   return { ...rest, messages: Array.isArray(ids) ? ids.length : ids };
 }
 

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
   ConflictError,
@@ -60,6 +61,15 @@ for (const backend of BACKENDS) {
       const engine = new OrchestrationEngine({ db: t.db, createBatchSize: 8, createBatchesInFlight: 1 });
       // the template is then cached: every creation below reaches the batcher at once
       await engine.createTask(body({ warm: randomUUID() }));
+      // every first step is announced (once per batch and queue): the worker learns of all of them
+      const announced = new Set<number>();
+      const session = await t.db.openListenSession({
+        onNotification: ({ payload }) => {
+          for (const id of (JSON.parse(payload) as { msg_ids: number[] }).msg_ids) announced.add(id);
+        },
+        onEnd: () => undefined,
+      });
+      await session.listen('pgmq_message_ready.linear_workflow_ts');
       const run = randomUUID();
       const distinct = Array.from({ length: 20 }, (_, i) => body({ run, i }));
       const duplicates = Array.from({ length: 4 }, () => body({ run, duplicate: true }));
@@ -87,6 +97,17 @@ for (const backend of BACKENDS) {
         [run],
       );
       assert.equal(rows[0]?.n, 21);
+      const messages = await t.db.query<{ id: number }>(
+        `SELECT m.msg_id AS id FROM pgmq.messages m JOIN tasker.tasks t ON t.task_uuid = (m.message ->> 'task_uuid')::uuid
+         WHERE t.context ->> 'run' = $1`,
+        [run],
+      );
+      assert.equal(messages.rows.length, 21);
+      // notifications arrive after their commits; wait for them (the test fails on a missing one)
+      const missing = () => messages.rows.filter((row) => !announced.has(row.id));
+      for (let waited = 0; missing().length > 0 && waited < 10_000; waited += 20) await sleep(20);
+      assert.deepEqual(missing(), []);
+      await session.close();
     });
 
     it('answers each item of a batch statement on its own: created, or a conflict', async () => {
