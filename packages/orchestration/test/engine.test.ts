@@ -296,6 +296,23 @@ describe('engine settings', () => {
     assert.equal(settings.orchestrationMode, 'Hybrid');
     assert.equal(settings.readinessMode, 'Hybrid');
     assert.equal(settings.shutdownTimeoutMs, 30_000);
+    assert.equal(settings.createBatchSize, 32);
+    assert.equal(settings.createBatchesInFlight, 2);
+  });
+
+  it('refuses creation batches of no task or with no transaction in flight', () => {
+    for (const overrides of [
+      { createBatchSize: 0 },
+      { createBatchesInFlight: 0 },
+      { createBatchSize: 1001 },
+    ]) {
+      assert.throws(
+        () => engineSettings(overrides),
+        (error: unknown) =>
+          error instanceof ValidationError && error.issues.some((issue) => issue.field in overrides),
+        JSON.stringify(overrides),
+      );
+    }
   });
 
   it('refuses unknown keys, unknown modes and out-of-range numbers, naming each', () => {
