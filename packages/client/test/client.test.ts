@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadTemplateFile, TASKER_MIGRATIONS, TemplateRegistry } from '@tasker/core';
@@ -25,6 +25,7 @@ import {
   TaskerTimeoutError,
   type TaskRequest,
 } from '../src/index.ts';
+import { silentTcp } from './peers.ts';
 
 const TEMPLATES = new URL('../../../examples/templates/', import.meta.url);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -603,30 +604,6 @@ describe('TaskerClient close and transport', () => {
     await client.close(); // nothing of its own to close
   });
 });
-
-/**
- * A TCP server that accepts connections and never says a word: a TLS handshake with it never
- * completes, so only the connect timeout can end a request to it.
- */
-async function silentTcp() {
-  const sockets = new Set<Socket>();
-  const server = createTcpServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    socket.resume(); // reads the ClientHello, answers nothing
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    server,
-    url: `https://127.0.0.1:${port}`,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 describe('TaskerClient connect timeout (a TCP server that never speaks TLS)', () => {
   it('gives TaskerTimeoutError CONNECT_TIMEOUT after connectTimeoutMs, well before timeoutMs', async () => {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadTemplates, TASKER_MIGRATIONS, TemplateRegistry } from '@tasker/core';
@@ -23,6 +23,7 @@ import {
   TaskerTimeoutError,
   type TaskRequest,
 } from '../src/index.ts';
+import { silentTcp } from './peers.ts';
 
 const TEMPLATES_DIR = fileURLToPath(new URL('../../../examples/templates/', import.meta.url));
 const DIAMOND = { namespace: 'diamond_workflow_ts', name: 'parallel_computation_ts', version: '1.0.0' };
@@ -270,17 +271,9 @@ describe('watchTask and waitForCompletion against scripted servers', () => {
 
 describe('watchTask connect timeout (a TCP server that never speaks TLS)', () => {
   it('gives TaskerTimeoutError CONNECT_TIMEOUT after connectTimeoutMs', async () => {
-    const sockets = new Set<Socket>();
-    const server = createTcpServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => undefined);
-      socket.resume(); // reads the ClientHello, answers nothing
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
+    const peer = await silentTcp();
     const client = new TaskerClient({
-      baseUrl: `https://127.0.0.1:${port}`,
+      baseUrl: peer.url,
       connectTimeoutMs: 200,
       timeoutMs: 60_000,
     });
@@ -290,12 +283,11 @@ describe('watchTask connect timeout (a TCP server that never speaks TLS)', () =>
       assert.equal(error.timeoutMs, 200);
       assert.equal(
         error.message,
-        `GET /v1/tasks/${TASK}/events: could not connect to 127.0.0.1:${port} within connectTimeoutMs (200 ms)`,
+        `GET /v1/tasks/${TASK}/events: could not connect to ${peer.url.slice('https://'.length)} within connectTimeoutMs (200 ms)`,
       );
     } finally {
       await client.close();
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
+      await peer.close();
     }
   });
 });

@@ -112,29 +112,27 @@ export function prepareTask(
     inputs: step.handler.initialization,
     dependencies: step.dependencies,
   }));
-  const task = {
-    identity_hash: identityHash,
+  // what the task row stores from the request
+  const stored = {
     context,
     tags: request.tags,
     initiator: request.initiator,
     source_system: request.source_system,
     reason: request.reason,
     priority: request.priority,
-    correlation_id: correlationId,
     parent_correlation_id: request.parent_correlation_id,
+  };
+  const task = {
+    ...stored,
+    identity_hash: identityHash,
+    correlation_id: correlationId,
     requested_at: request.requested_at?.toISOString() ?? null,
   };
   const record: TaskRecord = {
+    ...stored,
     namespace: template.namespace_name,
     name: template.name,
     version: template.version,
-    context,
-    tags: request.tags,
-    initiator: request.initiator,
-    source_system: request.source_system,
-    reason: request.reason,
-    priority: request.priority,
-    parent_correlation_id: request.parent_correlation_id,
     steps: steps.map((step) => ({
       name: step.name,
       parents: new Set(step.dependencies).size,
