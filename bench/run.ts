@@ -36,7 +36,7 @@ function usage(): string {
     '  --synchronous-commit=default|on|off,',
     '  --extra-sql=<file> (run after the migrations, e.g. CREATE OR REPLACE FUNCTION to try a change)',
     'e2e options: --samples --warmup --modes=queue,inline',
-    'api options: --samples --warmup --connections --seconds',
+    'api options: --samples --warmup --connections --seconds --existing',
   ].join('\n');
 }
 

@@ -184,24 +184,25 @@ export async function createPreparedTask(
   prepared: PreparedTask,
   options: CreateOptions = {},
 ): Promise<CreatedTask> {
-  if (options.start !== undefined) {
-    const [created] = await createStartedTasks(db, [prepared], {
-      processorUuid: options.processorUuid ?? null,
-      batchSize: options.start.batchSize,
-    });
-    if (created === undefined) throw new Error('create_and_start_tasks returned nothing');
-    if (created instanceof Error) throw created;
-    return created;
-  }
+  const params = [
+    prepared.namedTaskUuid,
+    JSON.stringify(prepared.task),
+    JSON.stringify(prepared.steps),
+    options.processorUuid ?? null,
+  ];
   try {
+    if (options.start !== undefined) {
+      const { rows } = await db.query<{ evaluation: TaskEvaluation }>(
+        'SELECT tasker.create_and_start_task($1, $2::jsonb, $3::jsonb, $4, $5) AS evaluation',
+        [...params, options.start.batchSize],
+      );
+      const evaluation = rows[0]?.evaluation;
+      if (evaluation === undefined) throw new Error('create_and_start_task returned nothing');
+      return createdTask(prepared, evaluation.task_uuid, evaluation);
+    }
     const { rows } = await db.query<{ task_uuid: string }>(
       'SELECT tasker.create_task($1, $2::jsonb, $3::jsonb, $4) AS task_uuid',
-      [
-        prepared.namedTaskUuid,
-        JSON.stringify(prepared.task),
-        JSON.stringify(prepared.steps),
-        options.processorUuid ?? null,
-      ],
+      params,
     );
     const taskUuid = rows[0]?.task_uuid;
     if (taskUuid === undefined) throw new Error('create_task returned no task uuid');

@@ -239,6 +239,27 @@ steps:
       assert.deepEqual(comparable(fast.evaluation), comparable(general.evaluation));
       assert.deepEqual(await states(fast.taskUuid), await states(general.taskUuid));
       assert.deepEqual((await states(fast.taskUuid)).steps, ['enqueued', 'enqueued', 'pending', 'pending']);
+      // the same within a call of several creations (one statement for the others), messages included
+      const linear = registered.find((template) => template.template.name === 'mathematical_sequence_ts');
+      assert.ok(linear !== undefined);
+      const mixed = await createStartedTasks(
+        db,
+        [wide, linear, linear, linear, linear].map((template) =>
+          prepareTask(request(template, randomUUID()), template),
+        ),
+        { batchSize: 2 },
+      );
+      const [wideInCall, ...linears] = mixed;
+      assert.ok(wideInCall !== undefined && !(wideInCall instanceof Error));
+      assert.deepEqual(await states(wideInCall.taskUuid), await states(general.taskUuid));
+      assert.equal(wideInCall.evaluation?.created, undefined, 'the general path');
+      for (const created of linears) {
+        assert.ok(!(created instanceof Error) && created.evaluation?.created !== undefined, 'the fast path');
+        assert.deepEqual(
+          await snapshot(db, created.taskUuid),
+          await snapshot(db, (await createGeneral(db, linear, 2)).taskUuid),
+        );
+      }
       // within one batch, all three roots at once
       const whole = await createFast(db, wide, 3);
       assert.equal(whole.evaluation.enqueued, 3);
