@@ -15,7 +15,8 @@
  *   `--seconds` (10), each request with a unique context (so no identity conflicts). Only 201
  *   answers count; anything else is reported in `config.rate_non_2xx`.
  *
- * Options: --samples (200), --warmup (20), --connections (50), --seconds (10), --existing (2000).
+ * Options: --samples (500), --warmup (200: every connection of the API's pool plans its statements;
+ * the first executions of each are planned anew), --connections (50), --seconds (10), --existing (2000).
  */
 import { randomUUID } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
@@ -97,8 +98,8 @@ function create(agent: Agent, url: URL, payload: Record<string, unknown>): Promi
 }
 
 export const apiSuite: Suite = async ({ options, log }) => {
-  const samples = intOption(options, 'samples', 200, 1);
-  const warmup = intOption(options, 'warmup', 20);
+  const samples = intOption(options, 'samples', 500, 1);
+  const warmup = intOption(options, 'warmup', 200);
   const connections = intOption(options, 'connections', 50, 1);
   const seconds = intOption(options, 'seconds', 10, 1);
   const existing = intOption(options, 'existing', 2000);
