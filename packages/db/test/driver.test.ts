@@ -411,6 +411,47 @@ for (const backend of BACKENDS) {
         },
       );
 
+      it(
+        'prepares a parameterized statement once per connection and follows a replaced function',
+        backend === 'pglite' ? PG_ONLY : {},
+        async () => {
+          assert.ok(test.url);
+          const db = createPostgresDatabase({ url: test.url, pool: { max: 1 } });
+          try {
+            await db.exec(
+              'CREATE FUNCTION prepared_probe(v int) RETURNS int LANGUAGE sql AS $$ SELECT v + 1 $$',
+            );
+            const probe = 'SELECT prepared_probe($1::int) AS r';
+            assert.deepEqual((await db.query(probe, [1])).rows, [{ r: 2 }]);
+            assert.deepEqual((await db.query(probe, [2])).rows, [{ r: 3 }]);
+            const prepared = await db.query<{ n: number }>(
+              'SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = $1',
+              [probe],
+            );
+            assert.equal(prepared.rows[0]?.n, 1, 'one prepared statement for the text');
+            // a replaced body is what the prepared statement runs next
+            await db.exec(
+              'CREATE OR REPLACE FUNCTION prepared_probe(v int) RETURNS int LANGUAGE sql AS $$ SELECT v * 10 $$',
+            );
+            assert.deepEqual((await db.query(probe, [3])).rows, [{ r: 30 }]);
+            // a statement that fails to prepare is prepared again once it can be
+            const late = 'SELECT prepared_late($1::int) AS r';
+            await assert.rejects(db.query(late, [1]), { code: '42883' });
+            await db.exec('CREATE FUNCTION prepared_late(v int) RETURNS int LANGUAGE sql AS $$ SELECT v $$');
+            assert.deepEqual((await db.query(late, [7])).rows, [{ r: 7 }]);
+            // past the cap of distinct texts, statements still run (unnamed)
+            for (let i = 0; i < 1100; i++) {
+              assert.deepEqual((await db.query(`SELECT $1::int + ${i} AS r`, [1])).rows, [{ r: 1 + i }]);
+            }
+          } finally {
+            await db.exec(
+              'DROP FUNCTION IF EXISTS prepared_probe(int); DROP FUNCTION IF EXISTS prepared_late(int)',
+            );
+            await db.close();
+          }
+        },
+      );
+
       it('enforces statement_timeout (SQLSTATE 57014)', backend === 'pglite' ? PG_ONLY : {}, async () => {
         assert.ok(test.url);
         const db = createPostgresDatabase({ url: test.url, statementTimeoutMs: 200, pool: { max: 1 } });
