@@ -17,6 +17,11 @@
 --   many transitions (creation, batch expansion) probes tasker.task_event_watches once, and when no
 --   task is watched (the usual case) nothing else runs. Payloads, channel and order per task and per
 --   step (sort_key) are unchanged.
+--
+--   workflow_step_transitions_to_state_idx (0001) is dropped: no query reads step transitions by
+--   state and time (the analytics read the step rows), and every transition paid for an entry.
+
+DROP INDEX tasker.workflow_step_transitions_to_state_idx;
 
 -- --- transition notifications, per statement ----------------------------------------------------
 
