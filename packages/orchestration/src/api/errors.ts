@@ -63,7 +63,6 @@ const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; message?:
     message: 'Invalid JSON format: empty body',
   },
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'JSON_ERROR', message: 'Invalid JSON format' },
-  FST_ERR_HANDLER_TIMEOUT: { status: 408, code: 'TIMEOUT', message: 'Request timeout' },
   FST_ERR_BAD_URL: { status: 400, code: 'BAD_REQUEST', message: 'Invalid URL' },
   FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'URI_TOO_LONG', message: 'A path parameter is too long' },
 };
