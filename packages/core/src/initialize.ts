@@ -38,7 +38,7 @@ export interface TaskRecord {
   steps: { name: string; parents: number; max_attempts: number }[];
 }
 
-/** A step as the fast creation path (`create_and_start_tasks`, 0010) created it. */
+/** A step as the fast creation path (`create_and_start_task(s)`, 0010) created it. */
 export interface CreatedStep {
   name: string;
   workflow_step_uuid: string;
@@ -158,7 +158,7 @@ function createdTask(prepared: PreparedTask, taskUuid: string, evaluation?: Task
 export interface CreateOptions {
   processorUuid?: string | null;
   /**
-   * Start the task in the same statement (create_and_start_tasks, as evaluate_task would): its first
+   * Start the task in the same statement (create_and_start_task, as evaluate_task would): its first
    * steps are enqueued at once.
    */
   start?: { batchSize: number };

@@ -1,6 +1,6 @@
 /**
  * The creation answer (`POST /v1/tasks`) without reading the task back. When a task was created and
- * started in one pass (`create_and_start_tasks`, 0010: its steps without parents enqueued, every
+ * started in one pass (`create_and_start_task(s)`, 0010: its steps without parents enqueued, every
  * other step pending behind them), its TaskResponse follows from what creation wrote and returned:
  * no step has run, failed or completed. The readiness and execution-context rules below are those
  * of `step_readiness_rows` and `task_execution_context_rows` (0003) applied to that state, and a
