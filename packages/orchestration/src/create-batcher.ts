@@ -10,8 +10,19 @@
  * Each creation keeps its own outcome: a duplicate identity is that creation's ConflictError. When a
  * batch fails as a whole (a concurrent creation of the same identity, a lost connection), its
  * creations are retried one by one, so that one creation's error never becomes another's.
+ *
+ * The queue of waiting creations is bounded (`maxWaiting`): past it a creation is refused at once
+ * with `IntakeOverloadedError`, nothing written, so overload turns into refusals a client can retry
+ * instead of memory and latency without limit.
  */
-import type { CreatedTask, PreparedTask } from '@tasker/core';
+import { type CreatedTask, type PreparedTask, TaskerError } from '@tasker/core';
+
+/** A creation refused because `maxWaiting` creations are already waiting: nothing was written. */
+export class IntakeOverloadedError extends TaskerError {
+  constructor(waiting: number) {
+    super('INTAKE_OVERLOADED', `${waiting} task creations are already waiting to be written`);
+  }
+}
 
 interface Waiting {
   prepared: PreparedTask;
@@ -26,6 +37,7 @@ export interface CreateBatcherOptions {
   many(prepared: readonly PreparedTask[]): Promise<(CreatedTask | Error)[]>;
   maxBatch: number;
   maxInFlight: number;
+  maxWaiting: number;
 }
 
 export class CreateBatcher {
@@ -39,7 +51,15 @@ export class CreateBatcher {
     this.#options = options;
   }
 
+  /** Creations waiting for a transaction (not those being written). */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
   create(prepared: PreparedTask): Promise<CreatedTask> {
+    if (this.#waiting.length >= this.#options.maxWaiting) {
+      return Promise.reject(new IntakeOverloadedError(this.#waiting.length));
+    }
     return new Promise<CreatedTask>((resolve, reject) => {
       this.#waiting.push({ prepared, resolve, reject });
       this.#pump();

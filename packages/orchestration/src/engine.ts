@@ -46,6 +46,8 @@ export interface EngineMetrics {
   tasksCreated: number;
   /** Of those, created in a transaction with others (create-batcher.ts). */
   tasksCreatedBatched: number;
+  /** Creations waiting for a transaction now (at most `createQueueCapacity`). */
+  createsWaiting: number;
   requestsRejected: number;
   resultsApplied: number;
   resultsDuplicate: number;
@@ -102,7 +104,7 @@ export class OrchestrationEngine {
   #stopping: Promise<void> | null = null;
   readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   readonly #inFlight = new Set<Promise<unknown>>();
-  readonly #metrics: Omit<EngineMetrics, 'retryTimersPending' | 'tasksCreatedBatched'> = {
+  readonly #metrics: Omit<EngineMetrics, 'retryTimersPending' | 'tasksCreatedBatched' | 'createsWaiting'> = {
     tasksCreated: 0,
     requestsRejected: 0,
     resultsApplied: 0,
@@ -132,6 +134,7 @@ export class OrchestrationEngine {
         }),
       maxBatch: this.settings.createBatchSize,
       maxInFlight: this.settings.createBatchesInFlight,
+      maxWaiting: this.settings.createQueueCapacity,
     });
   }
 
@@ -188,8 +191,10 @@ export class OrchestrationEngine {
   /**
    * Task intake from code (the API calls this): validates the request, looks the template up,
    * creates the task and its steps and enqueues the first ready steps, in one statement.
+   * Creations that arrive together are written together (create-batcher.ts).
    * Errors: ValidationError (bad request), NotFoundError (no such template), ConflictError
-   * (duplicate identity).
+   * (duplicate identity), IntakeOverloadedError (`createQueueCapacity` creations already waiting;
+   * nothing written).
    */
   async createTask(body: unknown): Promise<CreatedTask> {
     const request = validateTaskRequest(body);
@@ -546,6 +551,7 @@ export class OrchestrationEngine {
     return {
       ...this.#metrics,
       tasksCreatedBatched: this.#batcher.batched,
+      createsWaiting: this.#batcher.waiting,
       retryTimersPending: this.#timers.size,
     };
   }

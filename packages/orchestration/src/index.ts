@@ -11,6 +11,7 @@ export {
   buildApiServer,
   pinoLogger,
 } from './api/index.ts';
+export { IntakeOverloadedError } from './create-batcher.ts';
 export { type EngineHealth, type EngineMetrics, type EngineOptions, OrchestrationEngine } from './engine.ts';
 export {
   DEPLOYMENT_MODES,

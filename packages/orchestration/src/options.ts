@@ -29,6 +29,8 @@ export interface EngineSettings {
   createBatchSize: number;
   /** Creation transactions under way at once. */
   createBatchesInFlight: number;
+  /** Creations waiting for a transaction; past this many a creation is refused (503 over HTTP). */
+  createQueueCapacity: number;
   /** Visibility timeout of a task request being processed. */
   requestVisibilityTimeoutSeconds: number;
   /** A result message whose apply failed is visible again after this delay. */
@@ -51,6 +53,7 @@ export const ENGINE_DEFAULTS: EngineSettings = {
   stepEnqueueBatchSize: 50,
   createBatchSize: 32,
   createBatchesInFlight: 2,
+  createQueueCapacity: 1000,
   requestVisibilityTimeoutSeconds: 30,
   resultRetryDelaySeconds: 5,
   maxRetryTimers: 10_000,
@@ -71,6 +74,7 @@ const NUMBER_BOUNDS: Record<
   stepEnqueueBatchSize: [1, 10_000],
   createBatchSize: [1, 1000],
   createBatchesInFlight: [1, 64],
+  createQueueCapacity: [1, 1_000_000],
   requestVisibilityTimeoutSeconds: [1, 86_400],
   resultRetryDelaySeconds: [0, 86_400],
   maxRetryTimers: [0, 10_000_000],

@@ -317,6 +317,56 @@ for (const backend of BACKENDS) {
         assert.equal(await countTasks(initiator), 1);
       });
 
+      it('refuses creation with 503 and Retry-After when the intake queue is full, writing nothing', async () => {
+        // creation statements wait at a gate: one creation is being written, one waits (capacity 1)
+        let open: () => void = () => undefined;
+        const gate = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        const gated: Database = {
+          backend: t.db.backend,
+          query: async <R extends Row = Row>(
+            sql: string,
+            params?: readonly unknown[],
+          ): Promise<QueryResult<R>> => {
+            if (sql.includes('create_and_start_task')) await gate;
+            return t.db.query<R>(sql, params);
+          },
+          exec: (sql: string) => t.db.exec(sql),
+          transaction: <T>(fn: (tx: Queryable) => Promise<T>) => t.db.transaction(fn),
+          openListenSession: t.db.openListenSession.bind(t.db),
+          close: () => Promise.resolve(),
+        };
+        const narrow = new OrchestrationEngine({
+          db: gated,
+          registry,
+          createBatchesInFlight: 1,
+          createQueueCapacity: 1,
+        });
+        const full = server({ engine: narrow });
+        const initiator = `intake-${randomUUID().slice(0, 8)}`;
+        const writing = create(full, { initiator, context: { even_number: 2 } });
+        const waiting = create(full, { initiator, context: { even_number: 4 } });
+        await until(() => narrow.metrics().createsWaiting === 1, 'a creation waiting');
+        const refused = await create(full, { initiator, context: { even_number: 6 } });
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers['retry-after'], '5');
+        const error = envelope(refused.body);
+        assert.equal(error.code, 'SERVICE_UNAVAILABLE');
+        assert.equal(error.retry_after_seconds, 5);
+        assert.match(error.message, /task intake queue is full/);
+        open();
+        assert.deepEqual([(await writing).status, (await waiting).status], [201, 201]);
+        assert.equal(await countTasks(initiator), 2, 'the refused creation wrote nothing');
+        // load, not an unavailable database: the breaker stays closed
+        assert.equal(apiOperations(full).breaker.state, 'closed');
+        const metrics = String((await call({ method: 'GET', url: '/metrics' }, full)).body);
+        assert.match(
+          metrics,
+          /^tasker_api_requests_rejected_total\{endpoint="\/v1\/tasks",reason="intake_queue_full"\} 1$/m,
+        );
+      });
+
       it('accepts with the default thresholds', async () => {
         const decision = await apiOperations(app).evaluator.evaluate();
         assert.equal(decision.accept_tasks, true, JSON.stringify(decision));
@@ -444,6 +494,7 @@ for (const backend of BACKENDS) {
         assert.match(text, /^tasker_steps_results_processed_total\{outcome="applied"\} \d+$/m);
         assert.match(text, /^tasker_retry_timers_pending \d+$/m);
         assert.match(text, /^tasker_channel_saturation\{channel="retry_timers"\} [\d.e-]+$/m);
+        assert.match(text, /^tasker_channel_saturation\{channel="task_intake"\} 0$/m);
         assert.match(text, /^tasker_queue_depth\{queue="orchestration_step_results"\} \d+$/m);
         assert.match(text, /^tasker_api_circuit_breaker_state 0$/m);
         assert.match(text, /^tasker_health_backpressure_active 0$/m);

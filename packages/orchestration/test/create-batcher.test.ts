@@ -146,6 +146,7 @@ for (const backend of BACKENDS) {
         },
         maxBatch: 10,
         maxInFlight: 1,
+        maxWaiting: 100,
       });
       const outcomes = await Promise.allSettled(
         [good(0), good(1), orphan, good(2), good(3)].map((prepared) => batcher.create(prepared)),

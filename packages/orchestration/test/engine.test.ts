@@ -298,6 +298,7 @@ describe('engine settings', () => {
     assert.equal(settings.shutdownTimeoutMs, 30_000);
     assert.equal(settings.createBatchSize, 32);
     assert.equal(settings.createBatchesInFlight, 2);
+    assert.equal(settings.createQueueCapacity, 1000);
   });
 
   it('refuses creation batches of no task or with no transaction in flight', () => {

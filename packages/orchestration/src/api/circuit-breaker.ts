@@ -58,7 +58,10 @@ function classifyFailure(error: unknown): Outcome {
   if (error instanceof CircuitOpenError) return 'neutral';
   if (error instanceof ApiError) return error.statusCode >= 500 ? 'failure' : 'neutral';
   if (error instanceof TaskerError) {
-    return ['VALIDATION_ERROR', 'NOT_FOUND', 'CONFLICT'].includes(error.code) ? 'neutral' : 'failure';
+    // an intake queue at capacity is load, not an unavailable database
+    return ['VALIDATION_ERROR', 'NOT_FOUND', 'CONFLICT', 'INTAKE_OVERLOADED'].includes(error.code)
+      ? 'neutral'
+      : 'failure';
   }
   return 'failure';
 }

@@ -23,7 +23,7 @@ export interface ApiMetrics {
   /** One finished request. `route` is the pattern, or `unmatched`. */
   observeRequest(method: string, route: string, status: number, durationMs: number): void;
   /** One request refused by load shedding. */
-  rejected(endpoint: string, reason: 'backpressure' | 'circuit_breaker_open'): void;
+  rejected(endpoint: string, reason: 'backpressure' | 'circuit_breaker_open' | 'intake_queue_full'): void;
 }
 
 function engineMetricsOf(engine: ApiEngine): (() => EngineMetrics) | undefined {
@@ -32,9 +32,13 @@ function engineMetricsOf(engine: ApiEngine): (() => EngineMetrics) | undefined {
   return () => metrics.call(engine);
 }
 
-function retryTimerCapacity(engine: ApiEngine): number | undefined {
+/** A positive numeric engine setting, or undefined (a stand-in engine has none). */
+function engineCapacity(
+  engine: ApiEngine,
+  setting: 'maxRetryTimers' | 'createQueueCapacity',
+): number | undefined {
   if (!('settings' in engine)) return undefined;
-  const max = (engine.settings as { maxRetryTimers?: unknown } | undefined)?.maxRetryTimers;
+  const max = (engine.settings as Record<string, unknown> | undefined)?.[setting];
   return typeof max === 'number' && max > 0 ? max : undefined;
 }
 
@@ -262,15 +266,19 @@ export function createApiMetrics(sources: {
         this.set(read().retryTimersPending);
       },
     });
-    const capacity = retryTimerCapacity(engine);
-    if (capacity !== undefined) {
+    const timers = engineCapacity(engine, 'maxRetryTimers');
+    const intake = engineCapacity(engine, 'createQueueCapacity');
+    if (timers !== undefined || intake !== undefined) {
       new Gauge({
         name: 'tasker_channel_saturation',
         help: 'Fill of an internal bounded queue in percent',
         labelNames: ['channel'],
         registers,
         collect() {
-          this.set({ channel: 'retry_timers' }, (read().retryTimersPending / capacity) * 100);
+          const m = read();
+          if (timers !== undefined)
+            this.set({ channel: 'retry_timers' }, (m.retryTimersPending / timers) * 100);
+          if (intake !== undefined) this.set({ channel: 'task_intake' }, (m.createsWaiting / intake) * 100);
         },
       });
     }

@@ -103,6 +103,9 @@ function backpressureError(decision: BackpressureDecision): ApiError {
   );
 }
 
+/** Retry-After of a creation refused because the intake queue was full: it drains in moments. */
+const INTAKE_RETRY_AFTER_SECONDS = 5;
+
 /** An inbound `x-request-id` is kept when it looks like an id; anything else is replaced. */
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -200,6 +203,19 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
     const breakerOpen = decision.reasons.some((reason) => reason.startsWith('Circuit breaker'));
     metrics.rejected('/v1/tasks', breakerOpen ? 'circuit_breaker_open' : 'backpressure');
     return backpressureError(decision);
+  };
+  // the engine's intake queue at capacity (create-batcher.ts): refused before anything was written
+  const overloaded = (error: unknown): ApiError | undefined => {
+    if (!(error instanceof TaskerError && error.code === 'INTAKE_OVERLOADED')) return undefined;
+    metrics.rejected('/v1/tasks', 'intake_queue_full');
+    return new ApiError(
+      503,
+      'SERVICE_UNAVAILABLE',
+      'Service under backpressure: the task intake queue is full',
+      {
+        retryAfterSeconds: INTAKE_RETRY_AFTER_SECONDS,
+      },
+    );
   };
   const effectiveConfig = () => ({
     api: {
@@ -351,7 +367,7 @@ export function buildApiServer(options: ApiServerOptions): FastifyInstance {
   const guarded: ApiContext = { db: guardedDatabase(db, breaker), engine, registry, healthCheckTimeoutMs };
   const direct: ApiContext = { db, engine, registry, healthCheckTimeoutMs };
   void app.register(async (scope) => {
-    taskRoutes(scope, guarded, { breaker, shed });
+    taskRoutes(scope, guarded, { breaker, shed, overloaded });
     eventRoutes(scope, guarded, logger);
     templateRoutes(scope, guarded, breaker);
     healthRoutes(scope, direct, { breaker, evaluator });

@@ -58,6 +58,7 @@ function engineSettingsOf(config: TaskerConfig['orchestration']): Partial<Engine
     stepEnqueueBatchSize: config.step_enqueue_batch_size,
     createBatchSize: config.create_batch_size,
     createBatchesInFlight: config.create_batches_in_flight,
+    createQueueCapacity: config.create_queue_capacity,
     requestVisibilityTimeoutSeconds: config.request_visibility_timeout_seconds,
     resultRetryDelaySeconds: config.result_retry_delay_seconds,
     maxRetryTimers: config.max_retry_timers,

@@ -220,6 +220,8 @@ const CONFIG_SCHEMA = section({
     /** Task creations arriving together are written in one transaction, at most this many. */
     create_batch_size: integer(32, 1, 1000),
     create_batches_in_flight: integer(2, 1, 64),
+    /** Creations waiting for a transaction; past this many a creation is refused with 503. */
+    create_queue_capacity: integer(1000, 1, 1_000_000),
     request_visibility_timeout_seconds: integer(30, 1, 86_400),
     result_retry_delay_seconds: integer(5, 0, 86_400),
     max_retry_timers: integer(10_000, 0, 10_000_000),

@@ -144,6 +144,8 @@ export interface IntakeControls {
   breaker: CircuitBreaker;
   /** The error that sheds a creation now (backpressure), or undefined to go on. */
   shed(): ApiError | undefined;
+  /** The answer to a creation the engine refused because its intake queue is full, or undefined. */
+  overloaded(error: unknown): ApiError | undefined;
 }
 
 export function taskRoutes(app: FastifyInstance, { db, engine }: ApiContext, intake: IntakeControls): void {
@@ -164,7 +166,11 @@ export function taskRoutes(app: FastifyInstance, { db, engine }: ApiContext, int
       },
     },
     async (request, reply) => {
-      const created = await intake.breaker.execute(() => engine.createTask(request.body));
+      const created = await intake.breaker
+        .execute(() => engine.createTask(request.body))
+        .catch((error: unknown) => {
+          throw intake.overloaded(error) ?? error;
+        });
       const task = startedTaskResponse(created) ?? (await getTask(db, created.taskUuid));
       if (task === undefined) throw new Error(`task ${created.taskUuid} vanished after creation`);
       return reply.code(201).header('location', `/v1/tasks/${created.taskUuid}`).send(task);
