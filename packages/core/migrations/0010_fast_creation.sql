@@ -20,8 +20,58 @@
 --
 --   workflow_step_transitions_to_state_idx (0001) is dropped: no query reads step transitions by
 --   state and time (the analytics read the step rows), and every transition paid for an entry.
+--
+--   Step names are looked up one by one, by index, in creation and in create_template_steps (0007):
+--   as set joins the planner could scan every named step of every template on each call.
 
 DROP INDEX tasker.workflow_step_transitions_to_state_idx;
+
+-- --- named steps looked up one by one ------------------------------------------------------------
+
+-- create_template_steps (0007, decision and batch outcomes) as before, but every step name is looked
+-- up by index (LATERAL ... LIMIT 1): as a join, the planner, expecting 100 steps from the function,
+-- may scan and hash every named step of every template on each call (measured on creation with
+-- 20,000 step names: 6-9 ms instead of 1.2 ms per task).
+CREATE OR REPLACE FUNCTION tasker.create_template_steps(p_task_uuid uuid, p_steps jsonb, p_processor_uuid uuid)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_created jsonb;
+BEGIN
+  INSERT INTO tasker.named_steps (name)
+  SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
+  ON CONFLICT (name) DO NOTHING;
+
+  WITH wanted AS (
+    SELECT s, ord FROM jsonb_array_elements(p_steps) WITH ORDINALITY AS w(s, ord)
+  ), inserted AS (
+    INSERT INTO tasker.workflow_steps (task_uuid, named_step_uuid, retryable, max_attempts, inputs)
+    SELECT p_task_uuid, ns.named_step_uuid,
+           coalesce((w.s -> 'retry' ->> 'retryable')::boolean, true),
+           coalesce((w.s -> 'retry' ->> 'max_attempts')::integer, 3),
+           coalesce(w.s -> 'handler' -> 'initialization', '{}') || coalesce(w.s -> '__inputs', '{}')
+    FROM wanted w
+    CROSS JOIN LATERAL (
+      SELECT n.named_step_uuid FROM tasker.named_steps n WHERE n.name = w.s ->> 'name' LIMIT 1
+    ) ns
+    WHERE NOT EXISTS (
+      SELECT 1 FROM tasker.workflow_steps ws
+      WHERE ws.task_uuid = p_task_uuid AND ws.named_step_uuid = ns.named_step_uuid)
+    ORDER BY w.ord
+    RETURNING workflow_step_uuid, named_step_uuid
+  ), transitions AS (
+    INSERT INTO tasker.workflow_step_transitions
+      (workflow_step_uuid, from_state, to_state, event, metadata, processor_uuid, sort_key, most_recent)
+    SELECT i.workflow_step_uuid, NULL, 'pending', 'initialize', '{}', p_processor_uuid, 1, true FROM inserted i
+  )
+  SELECT coalesce(jsonb_object_agg(ns.name, i.workflow_step_uuid), '{}') INTO v_created
+  FROM inserted i
+  CROSS JOIN LATERAL (
+    SELECT n.name FROM tasker.named_steps n WHERE n.named_step_uuid = i.named_step_uuid LIMIT 1
+  ) ns;
+  RETURN v_created;
+END;
+$$;
 
 -- --- transition notifications, per statement ----------------------------------------------------
 
@@ -118,6 +168,7 @@ DECLARE
   v_queue text;
   v_roots integer;
   v_expected_edges integer;
+  v_unknown_names integer;
   v_edges integer;
   v_enqueued uuid[];
   v_updated_at text;
@@ -127,14 +178,17 @@ BEGIN
   IF p_batch_size IS NULL OR p_batch_size < 1 THEN
     RAISE EXCEPTION 'batch size must be at least 1' USING ERRCODE = 'TK003';
   END IF;
+  -- one statement for what decides the path; every lookup by index (LIMIT 1 keeps the planner from
+  -- hashing whole tables per call)
   SELECT count(*) FILTER (WHERE jsonb_array_length(coalesce(s -> 'dependencies', '[]')) = 0)::integer,
-         coalesce(sum(jsonb_array_length(coalesce(s -> 'dependencies', '[]'))), 0)::integer
-  INTO v_roots, v_expected_edges
+         coalesce(sum(jsonb_array_length(coalesce(s -> 'dependencies', '[]'))), 0)::integer,
+         count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM tasker.named_steps ns WHERE ns.name = s ->> 'name' LIMIT 1))::integer,
+         (SELECT 'worker_' || tn.name || '_queue'
+          FROM tasker.named_tasks nt
+          JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
+          WHERE nt.named_task_uuid = p_named_task_uuid)
+  INTO v_roots, v_expected_edges, v_unknown_names, v_queue
   FROM jsonb_array_elements(p_steps) s;
-  SELECT 'worker_' || tn.name || '_queue' INTO v_queue
-  FROM tasker.named_tasks nt
-  JOIN tasker.task_namespaces tn ON tn.task_namespace_uuid = nt.task_namespace_uuid
-  WHERE nt.named_task_uuid = p_named_task_uuid;
   IF v_roots = 0 OR v_roots > p_batch_size OR v_queue IS NULL THEN
     -- the general path: no steps (the task completes at once), more ready steps than one batch, or
     -- an unknown named task (create_task raises its foreign-key violation)
@@ -143,10 +197,11 @@ BEGIN
   END IF;
 
   -- named steps are registered with their template; a step name seen for the first time is added
-  INSERT INTO tasker.named_steps (name)
-  SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
-  WHERE NOT EXISTS (SELECT 1 FROM tasker.named_steps ns WHERE ns.name = s ->> 'name')
-  ON CONFLICT (name) DO NOTHING;
+  IF v_unknown_names > 0 THEN
+    INSERT INTO tasker.named_steps (name)
+    SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
+    ON CONFLICT (name) DO NOTHING;
+  END IF;
 
   v_task := tasker.uuid_generate_v7();
   WITH spec AS MATERIALIZED (
@@ -278,11 +333,17 @@ BEGIN
     END LOOP;
   ELSE
     -- named steps are registered with their template; a step name seen for the first time is added
-    INSERT INTO tasker.named_steps (name)
-    SELECT DISTINCT s ->> 'name'
-    FROM jsonb_array_elements(p_items) i CROSS JOIN jsonb_array_elements(i -> 'steps') s
-    WHERE NOT EXISTS (SELECT 1 FROM tasker.named_steps ns WHERE ns.name = s ->> 'name')
-    ON CONFLICT (name) DO NOTHING;
+    -- (the distinct names of the batch looked up one by one: no scan of every named step)
+    IF EXISTS (
+      SELECT 1 FROM (SELECT DISTINCT s ->> 'name' AS name
+                     FROM jsonb_array_elements(p_items) i CROSS JOIN jsonb_array_elements(i -> 'steps') s) n
+      WHERE NOT EXISTS (SELECT 1 FROM tasker.named_steps ns WHERE ns.name = n.name LIMIT 1)
+    ) THEN
+      INSERT INTO tasker.named_steps (name)
+      SELECT DISTINCT s ->> 'name'
+      FROM jsonb_array_elements(p_items) i CROSS JOIN jsonb_array_elements(i -> 'steps') s
+      ON CONFLICT (name) DO NOTHING;
+    END IF;
 
     WITH items AS MATERIALIZED (
       SELECT i.ord, i.item -> 'task' AS task, i.item -> 'steps' AS steps,

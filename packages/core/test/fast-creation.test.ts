@@ -311,6 +311,38 @@ steps:
       assert.equal(afterwards.rows[0]?.n, before.rows[0]?.n);
     });
 
+    it('adds a step name it has not seen, alone and in a batch', async () => {
+      const [template] = registered;
+      assert.ok(template !== undefined);
+      const item = (name: string) => ({
+        named_task_uuid: template.namedTaskUuid,
+        task: { identity_hash: randomUUID(), correlation_id: randomUUID() },
+        steps: [{ name, dependencies: [] }],
+      });
+      const alone = `fast_new_${randomUUID().slice(0, 8)}`;
+      const together = `fast_new_${randomUUID().slice(0, 8)}`;
+      await startRaw(db, [item(alone)]);
+      await startRaw(
+        db,
+        [item(together), item(together), item(together), item(together)].map((one, i) =>
+          i === 0 ? one : { ...one, task: { identity_hash: randomUUID(), correlation_id: randomUUID() } },
+        ),
+      );
+      const { rows } = await db.query<{ name: string; steps: number }>(
+        `SELECT ns.name, count(ws.*)::integer AS steps FROM tasker.named_steps ns
+         LEFT JOIN tasker.workflow_steps ws ON ws.named_step_uuid = ns.named_step_uuid
+         WHERE ns.name = ANY ($1) GROUP BY ns.name ORDER BY ns.name`,
+        [[alone, together].sort()],
+      );
+      assert.deepEqual(
+        rows,
+        [
+          { name: alone, steps: 1 },
+          { name: together, steps: 4 },
+        ].sort((a, b) => a.name.localeCompare(b.name)),
+      );
+    });
+
     it('refuses an unknown named task as create_task does', async () => {
       await assert.rejects(
         startRaw(db, [
