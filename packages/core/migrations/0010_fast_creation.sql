@@ -21,12 +21,74 @@
 --   workflow_step_transitions_to_state_idx (0001) is dropped: no query reads step transitions by
 --   state and time (the analytics read the step rows), and every transition paid for an entry.
 --
---   Step names are looked up one by one, by index, in creation and in create_template_steps (0007):
---   as set joins the planner could scan every named step of every template on each call.
+--   Step names are looked up one by one, by index, in creation (create_task of 0003 included) and in
+--   create_template_steps (0007): as set joins the planner could scan every named step of every
+--   template on each call.
 
 DROP INDEX tasker.workflow_step_transitions_to_state_idx;
 
 -- --- named steps looked up one by one ------------------------------------------------------------
+
+-- create_task (0003, the general path of creation) as before, with the same lookups by index.
+CREATE OR REPLACE FUNCTION tasker.create_task(p_named_task_uuid uuid, p_task jsonb, p_steps jsonb,
+                                              p_processor_uuid uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_task uuid;
+  v_expected_edges integer;
+  v_edges integer;
+BEGIN
+  INSERT INTO tasker.named_steps (name)
+  SELECT DISTINCT s ->> 'name' FROM jsonb_array_elements(p_steps) s
+  ON CONFLICT (name) DO NOTHING;
+
+  INSERT INTO tasker.tasks (named_task_uuid, identity_hash, context, tags, initiator, source_system, reason,
+                            priority, correlation_id, parent_correlation_id, requested_at)
+  VALUES (p_named_task_uuid, p_task ->> 'identity_hash', coalesce(p_task -> 'context', '{}'),
+          coalesce(p_task -> 'tags', '[]'), p_task ->> 'initiator', p_task ->> 'source_system', p_task ->> 'reason',
+          coalesce((p_task ->> 'priority')::integer, 0), (p_task ->> 'correlation_id')::uuid,
+          (p_task ->> 'parent_correlation_id')::uuid, coalesce((p_task ->> 'requested_at')::timestamptz, now()))
+  RETURNING task_uuid INTO v_task;
+
+  INSERT INTO tasker.workflow_steps (task_uuid, named_step_uuid, retryable, max_attempts, inputs)
+  SELECT v_task, ns.named_step_uuid, coalesce((s ->> 'retryable')::boolean, true),
+         coalesce((s ->> 'max_attempts')::integer, 3), s -> 'inputs'
+  FROM jsonb_array_elements(p_steps) s
+  CROSS JOIN LATERAL (
+    SELECT n.named_step_uuid FROM tasker.named_steps n WHERE n.name = s ->> 'name' LIMIT 1
+  ) ns;
+
+  SELECT count(*) INTO v_expected_edges
+  FROM jsonb_array_elements(p_steps) s, jsonb_array_elements_text(coalesce(s -> 'dependencies', '[]')) d;
+  INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid, name)
+  SELECT parent.workflow_step_uuid, child.workflow_step_uuid, 'provides'
+  FROM jsonb_array_elements(p_steps) s
+  CROSS JOIN jsonb_array_elements_text(coalesce(s -> 'dependencies', '[]')) d(parent_name)
+  CROSS JOIN LATERAL (
+    SELECT ws.workflow_step_uuid FROM tasker.named_steps n
+    JOIN tasker.workflow_steps ws ON ws.task_uuid = v_task AND ws.named_step_uuid = n.named_step_uuid
+    WHERE n.name = s ->> 'name' LIMIT 1
+  ) child
+  CROSS JOIN LATERAL (
+    SELECT ws.workflow_step_uuid FROM tasker.named_steps n
+    JOIN tasker.workflow_steps ws ON ws.task_uuid = v_task AND ws.named_step_uuid = n.named_step_uuid
+    WHERE n.name = d.parent_name LIMIT 1
+  ) parent;
+  GET DIAGNOSTICS v_edges = ROW_COUNT;
+  IF v_edges <> v_expected_edges THEN
+    RAISE EXCEPTION 'a step depends on a step that is not part of the task' USING ERRCODE = 'TK003';
+  END IF;
+
+  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, event, metadata, processor_uuid, sort_key, most_recent)
+  VALUES (v_task, NULL, 'pending', 'initialize', '{}', p_processor_uuid, 1, true);
+  INSERT INTO tasker.workflow_step_transitions
+    (workflow_step_uuid, from_state, to_state, event, metadata, processor_uuid, sort_key, most_recent)
+  SELECT ws.workflow_step_uuid, NULL, 'pending', 'initialize', '{}', p_processor_uuid, 1, true
+  FROM tasker.workflow_steps ws WHERE ws.task_uuid = v_task;
+  RETURN v_task;
+END;
+$$;
 
 -- create_template_steps (0007, decision and batch outcomes) as before, but every step name is looked
 -- up by index (LATERAL ... LIMIT 1): as a join, the planner, expecting 100 steps from the function,
