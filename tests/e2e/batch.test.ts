@@ -8,24 +8,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BACKENDS } from '@tasker/db/testing';
-import { System, type SystemOptions } from './support/system.ts';
-
-const MODES: Record<string, SystemOptions> = {
-  inline: {
-    worker: { mode: 'EventDrivenOnly' },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-  'result queue': {
-    worker: { mode: 'EventDrivenOnly', applyResultsInline: false },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-};
+import { PUSH_MODES, System } from './support/system.ts';
 
 const workerNames = (count: number) =>
   Array.from({ length: count }, (_, i) => `process_batch_${String(i + 1).padStart(3, '0')}`);
 
 for (const backend of BACKENDS)
-  for (const [mode, options] of Object.entries(MODES)) {
+  for (const [mode, options] of Object.entries(PUSH_MODES)) {
     describe(`#25 large dataset batches end to end (${backend}, ${mode})`, () => {
       let system: System;
       before(async () => {

@@ -8,18 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BACKENDS } from '@tasker/db/testing';
-import { System, type SystemOptions } from './support/system.ts';
-
-const MODES: Record<string, SystemOptions> = {
-  inline: {
-    worker: { mode: 'EventDrivenOnly' },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-  'result queue': {
-    worker: { mode: 'EventDrivenOnly', applyResultsInline: false },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-};
+import { PUSH_MODES, System } from './support/system.ts';
 
 const DIAMOND = ['ddb_diamond_start', 'branch_evens', 'branch_odds', 'ddb_routing_decision'];
 
@@ -68,7 +57,7 @@ const CASES: Case[] = [
 ];
 
 for (const backend of BACKENDS)
-  for (const [mode, options] of Object.entries(MODES)) {
+  for (const [mode, options] of Object.entries(PUSH_MODES)) {
     describe(`#27 diamond-decision-batch end to end (${backend}, ${mode})`, () => {
       let system: System;
       before(async () => {

@@ -18,18 +18,7 @@ import {
   PRODUCT_HEADER,
   productsCsv,
 } from '../../examples/fixtures/generate-products.ts';
-import { System, type SystemOptions } from './support/system.ts';
-
-const MODES: Record<string, SystemOptions> = {
-  inline: {
-    worker: { mode: 'EventDrivenOnly' },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-  'result queue': {
-    worker: { mode: 'EventDrivenOnly', applyResultsInline: false },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-};
+import { PUSH_MODES, System } from './support/system.ts';
 
 const PRODUCTS = 'examples/fixtures/products.csv';
 const EMPTY = 'examples/fixtures/products_empty.csv';
@@ -84,7 +73,7 @@ describe('#24/#26 CSV fixtures', () => {
 });
 
 for (const backend of BACKENDS)
-  for (const [mode, options] of Object.entries(MODES)) {
+  for (const [mode, options] of Object.entries(PUSH_MODES)) {
     describe(`#24/#26 CSV batches end to end (${backend}, ${mode})`, () => {
       let system: System;
       before(async () => {

@@ -7,18 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BACKENDS } from '@tasker/db/testing';
-import { System, type SystemOptions } from './support/system.ts';
-
-const MODES: Record<string, SystemOptions> = {
-  inline: {
-    worker: { mode: 'EventDrivenOnly' },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-  'result queue': {
-    worker: { mode: 'EventDrivenOnly', applyResultsInline: false },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-};
+import { PUSH_MODES, System } from './support/system.ts';
 
 const BASE = ['validate_request_ts', 'routing_decision_ts', 'finalize_approval_ts'];
 const CASES: Array<[number, string[]]> = [
@@ -31,7 +20,7 @@ const CASES: Array<[number, string[]]> = [
 ];
 
 for (const backend of BACKENDS)
-  for (const [mode, options] of Object.entries(MODES)) {
+  for (const [mode, options] of Object.entries(PUSH_MODES)) {
     describe(`#23 conditional approval end to end (${backend}, ${mode})`, () => {
       let system: System;
       before(async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { JsonObject } from '@tasker/core';
 import { BACKENDS } from '@tasker/db/testing';
-import { type Finished, System, type SystemOptions } from './support/system.ts';
+import { type Finished, PUSH_MODES, System } from './support/system.ts';
 
 function result(finished: Finished, step: string): JsonObject {
   const row = finished.steps.get(step);
@@ -57,24 +57,8 @@ const SUPPORT_REFUND = {
   requires_approval: true,
 };
 
-/**
- * Two ways to run: the worker applies results in its completion transaction and claims the steps
- * they make ready (the default), or it hands every result to the engine through the result queue.
- * Push only, so that a lost notification fails the test instead of waiting for a poller.
- */
-const MODES: Record<string, SystemOptions> = {
-  inline: {
-    worker: { mode: 'EventDrivenOnly' },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-  'result queue': {
-    worker: { mode: 'EventDrivenOnly', applyResultsInline: false },
-    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
-  },
-};
-
 for (const backend of BACKENDS)
-  for (const [mode, options] of Object.entries(MODES)) {
+  for (const [mode, options] of Object.entries(PUSH_MODES)) {
     describe(`acceptance workflows end to end (${backend}, ${mode})`, () => {
       let system: System;
       before(async () => {

@@ -169,6 +169,11 @@ export const WORKER_DEFAULTS = {
   'db' | 'handlers' | 'templates' | 'workerId' | 'logger' | 'events'
 >;
 
+/** The options whose defaults are numbers, checked by one of the checks below. */
+type NumericOption = {
+  [K in keyof typeof WORKER_DEFAULTS]: (typeof WORKER_DEFAULTS)[K] extends number ? K : never;
+}[keyof typeof WORKER_DEFAULTS];
+
 export interface WorkerMetrics {
   workerId: string;
   state: WorkerState;
@@ -428,40 +433,25 @@ export class TaskerWorker {
   constructor(options: TaskerWorkerOptions) {
     const d = WORKER_DEFAULTS;
     const issues: FieldIssue[] = [];
+    /** An option's value (or its default), checked; a failed check adds its issue. */
+    const numeric = (
+      check: (issues: FieldIssue[], field: string, value: number) => number,
+      field: NumericOption,
+    ): number => check(issues, field, options[field] ?? d[field]);
     this.#db = options.db;
     this.#handlers = options.handlers;
     this.#templates = [...options.templates];
     this.workerId = options.workerId ?? randomUUID();
     if (!UUID.test(this.workerId)) issues.push({ field: 'workerId', message: 'must be a uuid' });
-    this.#capacity = positiveInteger(
-      issues,
-      'maxConcurrentHandlers',
-      options.maxConcurrentHandlers ?? d.maxConcurrentHandlers,
-    );
-    this.#defaultTimeoutMs = positiveNumber(
-      issues,
-      'defaultTimeoutMs',
-      options.defaultTimeoutMs ?? d.defaultTimeoutMs,
-    );
+    this.#capacity = numeric(positiveInteger, 'maxConcurrentHandlers');
+    this.#defaultTimeoutMs = numeric(positiveNumber, 'defaultTimeoutMs');
     this.#defaultTimeoutSeconds = Math.ceil(this.#defaultTimeoutMs / 1000);
-    this.#leaseGraceSeconds = nonNegativeInteger(
-      issues,
-      'leaseGraceSeconds',
-      options.leaseGraceSeconds ?? d.leaseGraceSeconds,
-    );
+    this.#leaseGraceSeconds = numeric(nonNegativeInteger, 'leaseGraceSeconds');
     this.mode = options.mode ?? d.mode;
     if (!WORKER_MODES.includes(this.mode))
       issues.push({ field: 'mode', message: `must be one of ${WORKER_MODES.join(', ')}` });
-    this.#pollIntervalMs = positiveNumber(
-      issues,
-      'pollIntervalMs',
-      options.pollIntervalMs ?? d.pollIntervalMs,
-    );
-    this.#pollMinAgeSeconds = nonNegativeNumber(
-      issues,
-      'pollMinAgeSeconds',
-      options.pollMinAgeSeconds ?? d.pollMinAgeSeconds,
-    );
+    this.#pollIntervalMs = numeric(positiveNumber, 'pollIntervalMs');
+    this.#pollMinAgeSeconds = numeric(nonNegativeNumber, 'pollMinAgeSeconds');
     this.#resultQueue = options.resultQueue ?? d.resultQueue;
     try {
       validateQueueName(this.#resultQueue);
@@ -470,37 +460,13 @@ export class TaskerWorker {
     }
     this.#inline = options.applyResultsInline ?? d.applyResultsInline;
     this.#claimSuccessors = this.#inline && (options.claimSuccessors ?? d.claimSuccessors);
-    this.#batchSize = positiveInteger(issues, 'batchSize', options.batchSize ?? d.batchSize);
-    this.#shutdownTimeoutMs = nonNegativeNumber(
-      issues,
-      'shutdownTimeoutMs',
-      options.shutdownTimeoutMs ?? d.shutdownTimeoutMs,
-    );
-    this.#maxDeferredIds = positiveInteger(
-      issues,
-      'maxDeferredIds',
-      options.maxDeferredIds ?? d.maxDeferredIds,
-    );
-    this.#completionAttempts = positiveInteger(
-      issues,
-      'completionAttempts',
-      options.completionAttempts ?? d.completionAttempts,
-    );
-    this.#completionBackoffMs = nonNegativeNumber(
-      issues,
-      'completionBackoffMs',
-      options.completionBackoffMs ?? d.completionBackoffMs,
-    );
-    this.#checkpointTimeoutMs = positiveNumber(
-      issues,
-      'checkpointTimeoutMs',
-      options.checkpointTimeoutMs ?? d.checkpointTimeoutMs,
-    );
-    this.#maxCheckpointYields = positiveInteger(
-      issues,
-      'maxCheckpointYields',
-      options.maxCheckpointYields ?? d.maxCheckpointYields,
-    );
+    this.#batchSize = numeric(positiveInteger, 'batchSize');
+    this.#shutdownTimeoutMs = numeric(nonNegativeNumber, 'shutdownTimeoutMs');
+    this.#maxDeferredIds = numeric(positiveInteger, 'maxDeferredIds');
+    this.#completionAttempts = numeric(positiveInteger, 'completionAttempts');
+    this.#completionBackoffMs = numeric(nonNegativeNumber, 'completionBackoffMs');
+    this.#checkpointTimeoutMs = numeric(positiveNumber, 'checkpointTimeoutMs');
+    this.#maxCheckpointYields = numeric(positiveInteger, 'maxCheckpointYields');
     const restart = options.restartBackoffMs ?? d.restartBackoffMs;
     positiveNumber(issues, 'restartBackoffMs.min', restart.min);
     positiveNumber(issues, 'restartBackoffMs.max', restart.max);

@@ -51,6 +51,22 @@ export interface SystemOptions {
   worker?: Partial<Omit<TaskerWorkerOptions, 'db' | 'handlers' | 'templates'>>;
 }
 
+/**
+ * The two result modes, push only (a lost notification fails a test instead of waiting for a
+ * poller): the worker applies results inline (the default), or hands them to the engine through
+ * the result queue.
+ */
+export const PUSH_MODES: Record<string, SystemOptions> = {
+  inline: {
+    worker: { mode: 'EventDrivenOnly' },
+    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
+  },
+  'result queue': {
+    worker: { mode: 'EventDrivenOnly', applyResultsInline: false },
+    engine: { orchestrationMode: 'EventDrivenOnly', readinessMode: 'EventDrivenOnly' },
+  },
+};
+
 export class System {
   readonly t: TestDatabase;
   readonly engine: OrchestrationEngine;
