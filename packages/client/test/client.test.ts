@@ -25,7 +25,7 @@ import {
   TaskerTimeoutError,
   type TaskRequest,
 } from '../src/index.ts';
-import { silentTcp } from './peers.ts';
+import { listeningClient, silentTcp } from './peers.ts';
 
 const TEMPLATES = new URL('../../../examples/templates/', import.meta.url);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -63,12 +63,7 @@ for (const backend of BACKENDS) {
       engine = new OrchestrationEngine({ db: t.db, registry, shutdownTimeoutMs: 2000 });
       await engine.start();
       app = buildApiServer({ db: t.db, engine, registry });
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = app.server.address() as AddressInfo;
-      client = new TaskerClient({
-        baseUrl: `http://127.0.0.1:${port}`,
-        retries: { baseDelayMs: 1, maxDelayMs: 5 },
-      });
+      client = await listeningClient(app);
     });
     after(async () => {
       await client?.close();

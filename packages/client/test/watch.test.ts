@@ -23,7 +23,7 @@ import {
   TaskerTimeoutError,
   type TaskRequest,
 } from '../src/index.ts';
-import { silentTcp } from './peers.ts';
+import { listeningClient, silentTcp } from './peers.ts';
 
 const TEMPLATES_DIR = fileURLToPath(new URL('../../../examples/templates/', import.meta.url));
 const DIAMOND = { namespace: 'diamond_workflow_ts', name: 'parallel_computation_ts', version: '1.0.0' };
@@ -77,12 +77,7 @@ for (const backend of BACKENDS) {
       engine = new OrchestrationEngine({ db: t.db, registry, shutdownTimeoutMs: 5000 });
       await engine.start();
       app = buildApiServer({ db: t.db, engine, registry });
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = app.server.address() as AddressInfo;
-      client = new TaskerClient({
-        baseUrl: `http://127.0.0.1:${port}`,
-        retries: { baseDelayMs: 1, maxDelayMs: 5 },
-      });
+      client = await listeningClient(app);
     });
     after(async () => {
       await client?.close();
