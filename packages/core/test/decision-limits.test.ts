@@ -18,7 +18,7 @@ import {
   resolveDecisionPointSettings,
 } from '../src/settings.ts';
 import { createCoreDatabase } from './db.ts';
-import { type Claim, claimMessages, completeMessage } from './hops.ts';
+import { workerHops } from './hops.ts';
 import { type LifecycleTask, LifecycleTestManager, successResult } from './lifecycle.ts';
 
 const APPROVAL_QUEUE = 'worker_conditional_approval_ts_queue';
@@ -152,27 +152,7 @@ for (const backend of BACKENDS) {
       return task;
     }
 
-    async function claim(queue: string): Promise<Claim[]> {
-      return (await claimMessages(t.db, queue, worker)).filter((row) => row.outcome === 'claimed');
-    }
-
-    async function complete(queue: string, c: Claim, results: JsonObject, inline = true): Promise<void> {
-      assert.equal(await completeMessage(t.db, queue, worker, c, results, inline), true);
-    }
-
-    async function drain(queue: string, resultOf: (name: string) => JsonObject): Promise<string[]> {
-      const ran: string[] = [];
-      for (let round = 0; round < 20; round++) {
-        const claims = await claim(queue);
-        if (claims.length === 0) break;
-        for (const c of claims) {
-          const name = c.context?.step_name ?? '';
-          ran.push(name);
-          await complete(queue, c, resultOf(name));
-        }
-      }
-      return ran;
-    }
+    const { claim, complete, drain } = workerHops(() => t.db, worker);
 
     async function stepNames(task: LifecycleTask): Promise<string[]> {
       const { rows } = await t.db.query<{ name: string }>(

@@ -12,7 +12,7 @@ import type { JsonObject, RegisteredTemplate } from '@tasker/core';
 import { BACKENDS, type TestDatabase } from '@tasker/db/testing';
 import { Pgmq } from '@tasker/pgmq';
 import { createCoreDatabase } from './db.ts';
-import { type Claim, claimMessages, completeMessage } from './hops.ts';
+import { workerHops } from './hops.ts';
 import { type LifecycleTask, LifecycleTestManager, successResult } from './lifecycle.ts';
 
 const RESULTS = 'orchestration_step_results';
@@ -82,28 +82,7 @@ for (const backend of BACKENDS) {
       return task;
     }
 
-    async function claim(queue: string): Promise<Claim[]> {
-      return (await claimMessages(t.db, queue, worker)).filter((row) => row.outcome === 'claimed');
-    }
-
-    async function complete(queue: string, c: Claim, results: JsonObject, inline = true): Promise<void> {
-      assert.equal(await completeMessage(t.db, queue, worker, c, results, inline), true);
-    }
-
-    /** Completes every claimable step (results from `resultOf`) until none is left. */
-    async function drain(queue: string, resultOf: (name: string) => JsonObject): Promise<string[]> {
-      const ran: string[] = [];
-      for (let round = 0; round < 20; round++) {
-        const claims = await claim(queue);
-        if (claims.length === 0) break;
-        for (const c of claims) {
-          const name = c.context?.step_name ?? '';
-          ran.push(name);
-          await complete(queue, c, resultOf(name));
-        }
-      }
-      return ran;
-    }
+    const { claim, complete, drain } = workerHops(() => t.db, worker);
 
     async function steps(task: LifecycleTask): Promise<Map<string, string>> {
       const { rows } = await t.db.query<{ name: string; current_state: string }>(

@@ -58,3 +58,31 @@ export async function completeMessage(
   );
   return rows[0]?.r.completed === true;
 }
+
+/**
+ * One worker's hops on a database (read when a hop runs, so a suite can bind them before its
+ * database exists): `claim` the claimed messages of a queue, `complete` one
+ * (asserting it was stored), and `drain` a queue, completing every claimable step with
+ * `resultOf(step name)` until none is left; it returns the step names in the order they ran.
+ */
+export function workerHops(db: () => Queryable, worker: string) {
+  const claim = async (queue: string): Promise<Claim[]> =>
+    (await claimMessages(db(), queue, worker)).filter((row) => row.outcome === 'claimed');
+  const complete = async (queue: string, c: Claim, results: JsonObject, inline = true): Promise<void> => {
+    assert.equal(await completeMessage(db(), queue, worker, c, results, inline), true);
+  };
+  const drain = async (queue: string, resultOf: (name: string) => JsonObject): Promise<string[]> => {
+    const ran: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const claims = await claim(queue);
+      if (claims.length === 0) break;
+      for (const c of claims) {
+        const name = c.context?.step_name ?? '';
+        ran.push(name);
+        await complete(queue, c, resultOf(name));
+      }
+    }
+    return ran;
+  };
+  return { claim, complete, drain };
+}
