@@ -8,7 +8,9 @@
 -- the statement's time. Here one query per statement and table checks all the new rows of that
 -- statement: measured with pgbench on the batch (25 linear tasks, synchronous_commit off, interleaved
 -- runs), 12.5 ms with the foreign keys, 10.2 ms with these checks. A statement that writes one row
--- (a step's transition) costs about what the foreign key cost.
+-- (a step's transition on the hot path) pays about 12 µs more than with the foreign key: 5,000
+-- single-row inserts took 24 µs each unchecked, 30 µs with the foreign key, 42 µs with this check
+-- (no difference within noise in the e2e bench).
 --
 -- The guarantees are those of the foreign keys they replace (ON DELETE/UPDATE NO ACTION), with the
 -- constraint names kept in the messages and SQLSTATE 23503 (foreign_key_violation):
