@@ -1,16 +1,20 @@
--- Referential integrity of the five tables every task writes (tasks, workflow_steps,
--- workflow_step_edges, task_transitions, workflow_step_transitions) is checked once per statement
--- instead of once per row.
+-- Referential integrity of the three tables a task's structure is written to (tasks,
+-- workflow_steps, workflow_step_edges) is checked once per statement instead of once per row.
 --
 -- Why: a foreign key checks each inserted row with a query of its own (plan, lock, executor start
--- and end per row). Creating and starting a linear task writes 17 rows and ran 24 of those checks;
--- for a batch of 25 linear tasks (create_and_start_tasks) that was 600 queries and about a fifth of
--- the statement's time. Here one query per statement and table checks all the new rows of that
--- statement: measured with pgbench on the batch (25 linear tasks, synchronous_commit off, interleaved
--- runs), 12.5 ms with the foreign keys, 10.2 ms with these checks. A statement that writes one row
--- (a step's transition on the hot path) pays about 12 µs more than with the foreign key: 5,000
--- single-row inserts took 24 µs each unchecked, 30 µs with the foreign key, 42 µs with this check
--- (no difference within noise in the e2e bench).
+-- and end per row). These tables are written many rows per statement: a task with its steps and
+-- edges at creation, batches of tasks (create_and_start_tasks), the steps a decision or batch
+-- outcome creates. Creating and starting a linear task ran 24 such checks; for a batch of 25 linear
+-- tasks that was 600 queries and about a fifth of the statement's time. Here one query per statement
+-- and reference checks all the new rows of that statement. Measured with pgbench on the batch (25
+-- linear tasks, synchronous_commit off, interleaved runs): 12.5 ms with all foreign keys, 10.2 ms
+-- with statement checks on all five tables that write rows there.
+--
+-- The two transition tables keep their foreign keys. They are written one row per statement on the
+-- hot path (every claim, completion and result of a step), where a statement trigger costs more
+-- than a foreign key check: 5,000 single-row inserts took 24 µs each unchecked, 30 µs with the
+-- foreign key, 42 µs with a statement check. Over a task's life (a linear task writes about 17
+-- transitions one by one after the 9 of its creation) the foreign key is the cheaper of the two.
 --
 -- The guarantees are those of the foreign keys they replace (ON DELETE/UPDATE NO ACTION), with the
 -- constraint names kept in the messages and SQLSTATE 23503 (foreign_key_violation):
@@ -26,16 +30,12 @@
 --   * Keys and references never change: an UPDATE that gives one of the checked columns a new
 --     value is refused (stricter than a foreign key; nothing in Tasker changes them). The trigger
 --     fires only for an UPDATE that names such a column, so the hot path's updates do not pay.
--- The other foreign keys (namespaces, result audit, DLQ) stay: their tables are written rarely or
--- one row at a time.
 
 ALTER TABLE tasker.tasks DROP CONSTRAINT tasks_named_task_uuid_fkey;
 ALTER TABLE tasker.workflow_steps DROP CONSTRAINT workflow_steps_task_uuid_fkey,
                                   DROP CONSTRAINT workflow_steps_named_step_uuid_fkey;
 ALTER TABLE tasker.workflow_step_edges DROP CONSTRAINT workflow_step_edges_from_step_uuid_fkey,
                                        DROP CONSTRAINT workflow_step_edges_to_step_uuid_fkey;
-ALTER TABLE tasker.task_transitions DROP CONSTRAINT task_transitions_task_uuid_fkey;
-ALTER TABLE tasker.workflow_step_transitions DROP CONSTRAINT workflow_step_transitions_workflow_step_uuid_fkey;
 
 CREATE FUNCTION tasker.raise_missing_reference(p_table text, p_constraint text, p_column text, p_key uuid,
                                                p_parent text)
@@ -48,7 +48,7 @@ BEGIN
 END;
 $$;
 
--- AFTER INSERT ... FOR EACH STATEMENT on the five tables (new_rows: the statement's new rows).
+-- AFTER INSERT ... FOR EACH STATEMENT on the three tables (new_rows: the statement's new rows).
 -- Each key is looked up once, by its parent's primary key, and the parent row locked FOR KEY SHARE.
 -- enable_seqscan is off for the function's plans: a session keeps the plans it made first, and
 -- made on tables that were empty then (a new database, autovacuum not yet run) a lookup would be a
@@ -101,23 +101,6 @@ BEGIN
       PERFORM tasker.raise_missing_reference('workflow_step_edges', 'workflow_step_edges_to_step_uuid_fkey',
                                              'to_step_uuid', v_missing, 'workflow_steps');
     END IF;
-  WHEN 'task_transitions' THEN
-    SELECT n.id INTO v_missing FROM (SELECT DISTINCT r.task_uuid AS id FROM new_rows r) n
-    WHERE NOT EXISTS (SELECT 1 FROM tasker.tasks p WHERE p.task_uuid = n.id FOR KEY SHARE OF p)
-    LIMIT 1;
-    IF FOUND THEN
-      PERFORM tasker.raise_missing_reference('task_transitions', 'task_transitions_task_uuid_fkey', 'task_uuid',
-                                             v_missing, 'tasks');
-    END IF;
-  WHEN 'workflow_step_transitions' THEN
-    SELECT n.id INTO v_missing FROM (SELECT DISTINCT r.workflow_step_uuid AS id FROM new_rows r) n
-    WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps p WHERE p.workflow_step_uuid = n.id FOR KEY SHARE OF p)
-    LIMIT 1;
-    IF FOUND THEN
-      PERFORM tasker.raise_missing_reference('workflow_step_transitions',
-                                             'workflow_step_transitions_workflow_step_uuid_fkey',
-                                             'workflow_step_uuid', v_missing, 'workflow_steps');
-    END IF;
   END CASE;
   RETURN NULL;
 END;
@@ -128,10 +111,6 @@ CREATE TRIGGER tasks_references AFTER INSERT ON tasker.tasks
 CREATE TRIGGER workflow_steps_references AFTER INSERT ON tasker.workflow_steps
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasker.check_inserted_references();
 CREATE TRIGGER workflow_step_edges_references AFTER INSERT ON tasker.workflow_step_edges
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasker.check_inserted_references();
-CREATE TRIGGER task_transitions_references AFTER INSERT ON tasker.task_transitions
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasker.check_inserted_references();
-CREATE TRIGGER workflow_step_transitions_references AFTER INSERT ON tasker.workflow_step_transitions
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tasker.check_inserted_references();
 
 -- AFTER DELETE (old_rows: the deleted rows) and AFTER TRUNCATE ... FOR EACH STATEMENT on a parent.
@@ -194,26 +173,22 @@ CREATE TRIGGER named_steps_truncate_referenced AFTER TRUNCATE ON tasker.named_st
                                               'workflow_steps_named_step_uuid_fkey');
 CREATE TRIGGER tasks_referenced AFTER DELETE ON tasker.tasks
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION tasker.restrict_referenced('task_uuid', 'workflow_steps', 'task_uuid', 'workflow_steps_task_uuid_fkey',
-                                              'task_transitions', 'task_uuid', 'task_transitions_task_uuid_fkey');
+  EXECUTE FUNCTION tasker.restrict_referenced('task_uuid', 'workflow_steps', 'task_uuid', 'workflow_steps_task_uuid_fkey');
 CREATE TRIGGER tasks_truncate_referenced AFTER TRUNCATE ON tasker.tasks
   FOR EACH STATEMENT
-  EXECUTE FUNCTION tasker.restrict_referenced('task_uuid', 'workflow_steps', 'task_uuid', 'workflow_steps_task_uuid_fkey',
-                                              'task_transitions', 'task_uuid', 'task_transitions_task_uuid_fkey');
+  EXECUTE FUNCTION tasker.restrict_referenced('task_uuid', 'workflow_steps', 'task_uuid', 'workflow_steps_task_uuid_fkey');
 CREATE TRIGGER workflow_steps_referenced AFTER DELETE ON tasker.workflow_steps
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
   EXECUTE FUNCTION tasker.restrict_referenced(
     'workflow_step_uuid',
     'workflow_step_edges', 'from_step_uuid', 'workflow_step_edges_from_step_uuid_fkey',
-    'workflow_step_edges', 'to_step_uuid', 'workflow_step_edges_to_step_uuid_fkey',
-    'workflow_step_transitions', 'workflow_step_uuid', 'workflow_step_transitions_workflow_step_uuid_fkey');
+    'workflow_step_edges', 'to_step_uuid', 'workflow_step_edges_to_step_uuid_fkey');
 CREATE TRIGGER workflow_steps_truncate_referenced AFTER TRUNCATE ON tasker.workflow_steps
   FOR EACH STATEMENT
   EXECUTE FUNCTION tasker.restrict_referenced(
     'workflow_step_uuid',
     'workflow_step_edges', 'from_step_uuid', 'workflow_step_edges_from_step_uuid_fkey',
-    'workflow_step_edges', 'to_step_uuid', 'workflow_step_edges_to_step_uuid_fkey',
-    'workflow_step_transitions', 'workflow_step_uuid', 'workflow_step_transitions_workflow_step_uuid_fkey');
+    'workflow_step_edges', 'to_step_uuid', 'workflow_step_edges_to_step_uuid_fkey');
 
 -- BEFORE UPDATE OF <columns> ... FOR EACH ROW: refuses a new value in any of the columns named as
 -- arguments (the keys and references checked above). Fires only for an UPDATE that names one.
@@ -241,7 +216,3 @@ CREATE TRIGGER workflow_steps_keys BEFORE UPDATE OF workflow_step_uuid, task_uui
   FOR EACH ROW EXECUTE FUNCTION tasker.refuse_reference_change('workflow_step_uuid', 'task_uuid', 'named_step_uuid');
 CREATE TRIGGER workflow_step_edges_keys BEFORE UPDATE OF from_step_uuid, to_step_uuid ON tasker.workflow_step_edges
   FOR EACH ROW EXECUTE FUNCTION tasker.refuse_reference_change('from_step_uuid', 'to_step_uuid');
-CREATE TRIGGER task_transitions_keys BEFORE UPDATE OF task_uuid ON tasker.task_transitions
-  FOR EACH ROW EXECUTE FUNCTION tasker.refuse_reference_change('task_uuid');
-CREATE TRIGGER workflow_step_transitions_keys BEFORE UPDATE OF workflow_step_uuid ON tasker.workflow_step_transitions
-  FOR EACH ROW EXECUTE FUNCTION tasker.refuse_reference_change('workflow_step_uuid');

@@ -1,9 +1,9 @@
 /**
- * Referential integrity of tasks, workflow_steps, workflow_step_edges, task_transitions and
- * workflow_step_transitions, checked once per statement (0011) instead of by foreign keys: every
- * reference the foreign keys guarded is still guarded, with SQLSTATE 23503 and the old constraint's
- * name, on insert (one row or many), on delete and truncate of the parent, and on a change of a key.
- * Both backends; on PostgreSQL also a delete racing an insert on two connections.
+ * Referential integrity of tasks, workflow_steps and workflow_step_edges, checked once per statement
+ * (0011) instead of by foreign keys, next to the transition tables' foreign keys: every reference is
+ * guarded, with SQLSTATE 23503 and the constraint's name, on insert (one row or many), on delete and
+ * truncate of the parent, and on a change of a key. Both backends; on PostgreSQL also a delete
+ * racing an insert on two connections.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -105,6 +105,7 @@ for (const backend of BACKENDS) {
     });
 
     it('refuses to delete a referenced parent and deletes an unreferenced one', async () => {
+      const deleteStep = 'DELETE FROM tasker.workflow_steps WHERE workflow_step_uuid = $1';
       await rejects(db, 'DELETE FROM tasker.named_tasks', [], 'tasks_named_task_uuid_fkey');
       await rejects(
         db,
@@ -112,31 +113,17 @@ for (const backend of BACKENDS) {
         ['a'],
         'workflow_steps_named_step_uuid_fkey',
       );
-      await rejects(db, 'DELETE FROM tasker.tasks', [], 'workflow_steps_task_uuid_fkey');
-      await rejects(
-        db,
-        'DELETE FROM tasker.workflow_steps WHERE workflow_step_uuid = $1',
-        [stepOf(task, 'a')],
-        'workflow_step_edges_from_step_uuid_fkey',
-      );
-      await rejects(
-        db,
-        'DELETE FROM tasker.workflow_steps WHERE workflow_step_uuid = $1',
-        [stepOf(task, 'b')],
-        'workflow_step_edges_to_step_uuid_fkey',
-      );
-      await db.query('DELETE FROM tasker.workflow_step_edges');
-      await rejects(
-        db,
-        'DELETE FROM tasker.workflow_steps WHERE workflow_step_uuid = $1',
-        [stepOf(task, 'b')],
-        'workflow_step_transitions_workflow_step_uuid_fkey',
-      );
-      // bottom-up, as with the foreign keys, everything goes
-      await db.query('DELETE FROM tasker.workflow_step_transitions');
-      await db.query('DELETE FROM tasker.workflow_steps');
+      // the transitions' foreign keys (row level) answer before the statement checks
       await rejects(db, 'DELETE FROM tasker.tasks', [], 'task_transitions_task_uuid_fkey');
+      await rejects(db, deleteStep, [stepOf(task, 'b')], 'workflow_step_transitions_workflow_step_uuid_fkey');
+      await db.query('DELETE FROM tasker.workflow_step_transitions');
+      await rejects(db, deleteStep, [stepOf(task, 'a')], 'workflow_step_edges_from_step_uuid_fkey');
+      await rejects(db, deleteStep, [stepOf(task, 'b')], 'workflow_step_edges_to_step_uuid_fkey');
+      await db.query('DELETE FROM tasker.workflow_step_edges');
       await db.query('DELETE FROM tasker.task_transitions');
+      await rejects(db, 'DELETE FROM tasker.tasks', [], 'workflow_steps_task_uuid_fkey');
+      // bottom-up, as with foreign keys only, everything goes
+      await db.query('DELETE FROM tasker.workflow_steps');
       await db.query('DELETE FROM tasker.tasks');
       await db.query('DELETE FROM tasker.named_steps');
       await db.query('DELETE FROM tasker.named_tasks');
@@ -187,8 +174,6 @@ for (const backend of BACKENDS) {
         ['UPDATE tasker.workflow_steps SET task_uuid = $1', [otherTask]],
         ['UPDATE tasker.workflow_steps SET named_step_uuid = gen_random_uuid()', []],
         ['UPDATE tasker.workflow_step_edges SET to_step_uuid = from_step_uuid', []],
-        ['UPDATE tasker.task_transitions SET task_uuid = $1', [otherTask]],
-        ['UPDATE tasker.workflow_step_transitions SET workflow_step_uuid = $1', [stepOf(task, 'a')]],
         ['UPDATE tasker.named_steps SET named_step_uuid = gen_random_uuid()', []],
         ['UPDATE tasker.named_tasks SET named_task_uuid = gen_random_uuid()', []],
       ];
@@ -244,9 +229,8 @@ for (const backend of BACKENDS) {
         }
       }
 
-      const insertTransition = `INSERT INTO tasker.workflow_step_transitions
-                                  (workflow_step_uuid, from_state, to_state, event, sort_key, most_recent)
-                                VALUES ($1, NULL, 'pending', 'initialize', 1, true)`;
+      const insertEdge = `INSERT INTO tasker.workflow_step_edges (from_step_uuid, to_step_uuid)
+                          VALUES ($1, $2)`;
       const deleteStep = 'DELETE FROM tasker.workflow_steps WHERE workflow_step_uuid = $1';
 
       /** Step b without edges or transitions: deleting it is allowed until something references it. */
@@ -260,15 +244,15 @@ for (const backend of BACKENDS) {
 
       it('a delete racing an insert that references its row waits for the insert, then is refused', async () => {
         const step = await unreferencedStep();
-        assert.equal(await whileHeld([insertTransition, [step]], [deleteStep, [step]]), '23503');
+        assert.equal(await whileHeld([insertEdge, [stepOf(task, 'a'), step]], [deleteStep, [step]]), '23503');
         assert.equal(await count(db, 'workflow_steps'), 2);
       });
 
       it('an insert racing the delete of its parent waits for the delete, then is refused', async () => {
         const step = await unreferencedStep();
-        assert.equal(await whileHeld([deleteStep, [step]], [insertTransition, [step]]), '23503');
+        assert.equal(await whileHeld([deleteStep, [step]], [insertEdge, [stepOf(task, 'a'), step]]), '23503');
         assert.equal(await count(db, 'workflow_steps'), 1);
-        assert.equal(await count(db, 'workflow_step_transitions'), 1);
+        assert.equal(await count(db, 'workflow_step_edges'), 0);
       });
     }
   });
