@@ -89,7 +89,15 @@ async function startMain(vars: Record<string, string>): Promise<Started> {
     );
     const check = setInterval(() => {
       const line = started.logs.find((log) => log.msg === 'api listening');
-      if (line?.url !== undefined && started.logs.some((log) => log.msg === 'tasker started')) {
+      // the banner goes to stdout after the 'tasker started' log line on stderr: two pipes, either
+      // may be read first, so both are waited for
+      const banner = started.stdout();
+      if (
+        line?.url !== undefined &&
+        started.logs.some((log) => log.msg === 'tasker started') &&
+        banner.includes('curl') &&
+        banner.endsWith('\n')
+      ) {
         clearTimeout(timer);
         clearInterval(check);
         resolve(line.url);
