@@ -125,7 +125,6 @@ async function json(response: Response): Promise<Record<string, unknown>> {
 describe('npm start (embedded PGlite)', () => {
   let dataDir: string;
   let port: number;
-  let taskUuid: string;
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'tasker-start-'));
@@ -137,7 +136,9 @@ describe('npm start (embedded PGlite)', () => {
 
   const vars = () => ({ TASKER_DATA_DIR: dataDir, TASKER_PORT: String(port), TASKER_LOG_LEVEL: 'info' });
 
-  it('starts, runs the linear example to completion over HTTP and stops cleanly on SIGINT', async () => {
+  // one test, two starts: the second start is about the data the first one left
+  it('starts, runs the linear example to completion over HTTP, stops cleanly on SIGINT, and starts again on the same data directory with nothing to migrate and the task still there', async () => {
+    let taskUuid = '';
     const main = await startMain(vars());
     try {
       assert.equal(main.url, `http://127.0.0.1:${port}`);
@@ -187,17 +188,15 @@ describe('npm start (embedded PGlite)', () => {
     assert.ok(messages.includes('worker stopped'), 'the worker stopped');
     assert.ok(messages.includes('engine stopped'), 'the engine stopped');
     assert.equal(messages.at(-1), 'tasker stopped');
-  });
 
-  it('starts again on the same data directory: nothing to migrate, the task is still there', async () => {
-    const main = await startMain(vars());
+    const again = await startMain(vars());
     try {
-      const migrated = main.logs.find((log) => log.msg === 'database migrated');
+      const migrated = again.logs.find((log) => log.msg === 'database migrated');
       assert.equal(migrated?.applied, 0);
-      const task = await json(await fetch(`${main.url}/v1/tasks/${taskUuid}`));
+      const task = await json(await fetch(`${again.url}/v1/tasks/${taskUuid}`));
       assert.equal(task.status, 'complete');
     } finally {
-      assert.equal(await stop(main), 0);
+      assert.equal(await stop(again), 0);
     }
   });
 });
