@@ -19,6 +19,7 @@ import { validateTaskRequest } from '../src/task-request.ts';
 import { loadTemplates } from '../src/template/load.ts';
 import { createCoreDatabase } from './db.ts';
 import { LifecycleTestManager } from './lifecycle.ts';
+import { taskEdges } from './seed.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/templates/', import.meta.url));
 const BATCH = 50;
@@ -50,16 +51,6 @@ async function snapshot(db: Queryable, taskUuid: string): Promise<unknown> {
      WHERE ws.task_uuid = $1 ORDER BY ns.name`,
     [taskUuid],
   );
-  const edges = await db.query(
-    `SELECT pn.name AS parent, cn.name AS child, e.name
-     FROM tasker.workflow_step_edges e
-     JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
-     JOIN tasker.named_steps pn ON pn.named_step_uuid = p.named_step_uuid
-     JOIN tasker.workflow_steps c ON c.workflow_step_uuid = e.to_step_uuid
-     JOIN tasker.named_steps cn ON cn.named_step_uuid = c.named_step_uuid
-     WHERE c.task_uuid = $1 ORDER BY 1, 2`,
-    [taskUuid],
-  );
   const messages = await db.query(
     `SELECT m.queue_name, ns.name AS step, m.read_ct, m.vt <= clock_timestamp() AS visible,
             (m.message ->> 'correlation_id')::uuid = t.correlation_id AS correlated,
@@ -75,7 +66,7 @@ async function snapshot(db: Queryable, taskUuid: string): Promise<unknown> {
     task: task.rows,
     taskTransitions: taskTransitions.rows,
     steps: steps.rows,
-    edges: edges.rows,
+    edges: await taskEdges(db, taskUuid),
     messages: messages.rows,
   };
 }

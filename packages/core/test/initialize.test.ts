@@ -14,6 +14,7 @@ import { parseTemplate } from '../src/template/load.ts';
 import type { IdentityStrategy, JsonObject } from '../src/template/model.ts';
 import { createCoreDatabase } from './db.ts';
 import { type LifecycleTask, LifecycleTestManager } from './lifecycle.ts';
+import { taskEdges } from './seed.ts';
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 
@@ -188,18 +189,9 @@ for (const backend of BACKENDS) {
           assert.equal(step.results, null);
         }
 
-        const edges = await db.query<{ parent: string; child: string; name: string }>(
-          `SELECT pn.name AS parent, cn.name AS child, e.name
-           FROM tasker.workflow_step_edges e
-           JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
-           JOIN tasker.named_steps pn ON pn.named_step_uuid = p.named_step_uuid
-           JOIN tasker.workflow_steps c ON c.workflow_step_uuid = e.to_step_uuid
-           JOIN tasker.named_steps cn ON cn.named_step_uuid = c.named_step_uuid
-           WHERE c.task_uuid = $1 ORDER BY 1, 2`,
-          [task.uuid],
-        );
+        const edges = await taskEdges(db, task.uuid);
         assert.deepEqual(
-          edges.rows.map((edge) => [edge.parent, edge.child, edge.name]),
+          edges.map((edge) => [edge.parent, edge.child, edge.name]),
           [
             ['diamond_branch_b_ts', 'diamond_end_ts', 'provides'],
             ['diamond_branch_c_ts', 'diamond_end_ts', 'provides'],

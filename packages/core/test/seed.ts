@@ -105,6 +105,24 @@ export async function seedTask(
   return { taskUuid, steps };
 }
 
+/** A task's dependency edges by step name (parent, child, edge name), in name order. */
+export async function taskEdges(
+  db: Queryable,
+  taskUuid: string,
+): Promise<{ parent: string; child: string; name: string }[]> {
+  const { rows } = await db.query<{ parent: string; child: string; name: string }>(
+    `SELECT pn.name AS parent, cn.name AS child, e.name
+     FROM tasker.workflow_step_edges e
+     JOIN tasker.workflow_steps p ON p.workflow_step_uuid = e.from_step_uuid
+     JOIN tasker.named_steps pn ON pn.named_step_uuid = p.named_step_uuid
+     JOIN tasker.workflow_steps c ON c.workflow_step_uuid = e.to_step_uuid
+     JOIN tasker.named_steps cn ON cn.named_step_uuid = c.named_step_uuid
+     WHERE c.task_uuid = $1 ORDER BY 1, 2`,
+    [taskUuid],
+  );
+  return rows;
+}
+
 export function stepOf(task: SeededTask, name: string): string {
   const uuid = task.steps[name];
   assert.ok(uuid, `task has no step ${name}`);
