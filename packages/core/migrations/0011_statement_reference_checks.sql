@@ -61,6 +61,7 @@ SET enable_seqscan = off
 AS $$
 DECLARE
   v_missing uuid;
+  v_column text;
 BEGIN
   CASE TG_TABLE_NAME
   WHEN 'tasks' THEN
@@ -87,19 +88,15 @@ BEGIN
                                              'named_step_uuid', v_missing, 'named_steps');
     END IF;
   WHEN 'workflow_step_edges' THEN
-    SELECT n.id INTO v_missing FROM (SELECT DISTINCT r.from_step_uuid AS id FROM new_rows r) n
+    -- both ends in one statement, each distinct end once
+    SELECT n.id, n.col INTO v_missing, v_column
+    FROM (SELECT r.from_step_uuid AS id, 'from_step_uuid' AS col FROM new_rows r
+          UNION SELECT r.to_step_uuid, 'to_step_uuid' FROM new_rows r) n
     WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps p WHERE p.workflow_step_uuid = n.id FOR KEY SHARE OF p)
     LIMIT 1;
     IF FOUND THEN
-      PERFORM tasker.raise_missing_reference('workflow_step_edges', 'workflow_step_edges_from_step_uuid_fkey',
-                                             'from_step_uuid', v_missing, 'workflow_steps');
-    END IF;
-    SELECT n.id INTO v_missing FROM (SELECT DISTINCT r.to_step_uuid AS id FROM new_rows r) n
-    WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps p WHERE p.workflow_step_uuid = n.id FOR KEY SHARE OF p)
-    LIMIT 1;
-    IF FOUND THEN
-      PERFORM tasker.raise_missing_reference('workflow_step_edges', 'workflow_step_edges_to_step_uuid_fkey',
-                                             'to_step_uuid', v_missing, 'workflow_steps');
+      PERFORM tasker.raise_missing_reference('workflow_step_edges', format('workflow_step_edges_%s_fkey', v_column),
+                                             v_column, v_missing, 'workflow_steps');
     END IF;
   END CASE;
   RETURN NULL;
